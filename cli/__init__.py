@@ -1,0 +1,1 @@
+"""The ``lqz`` command-line interface."""

@@ -1,0 +1,22 @@
+"""lqz: a learned image codec on the Leech lattice.
+
+Heavy modules (torch, the model) load on first use, so ``import lqz`` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import LqzError
+
+__version__ = "0.1.0"
+__all__ = ["LqzError", "__version__"]
+
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'lqz' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from lqz.cli.main import main
+
+main()

@@ -1,0 +1,38 @@
+"""Torch module: per-group L2 normalization, Leech quantization, straight-through gradient."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .shell import DIM
+
+
+class LeechQuantizer(nn.Module):
+    """Quantize a latent (B, 24*G, H, W) group by group to unit Leech shell codewords.
+
+    Channels ``24*g .. 24*g+23`` form group ``g``. Returns ``(codewords, indices)``:
+    codewords have the latent's shape (straight-through gradient to the normalized latent),
+    indices are int64 (B, G, H, W).
+    """
+
+    eps: float = 1e-6
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from . import decode, quantize
+
+        b, c, h, w = latent.shape
+        if c % DIM:
+            raise ValueError(f"latent channels ({c}) must be a multiple of {DIM}")
+        groups = latent.reshape(b, c // DIM, DIM, h, w).movedim(2, -1)
+        unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
+        indices = quantize(unit).to(latent.device)
+        hard = decode(indices).to(device=latent.device, dtype=latent.dtype)
+        codewords = unit + (hard - unit).detach()
+        return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
+
+
+def codewords_to_latent(codewords: torch.Tensor) -> torch.Tensor:
+    """(B, G, H, W, 24) codewords -> (B, 24*G, H, W) latent."""
+    b, g, h, w, d = codewords.shape
+    return codewords.movedim(-1, 2).reshape(b, g * d, h, w)
