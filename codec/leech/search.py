@@ -211,9 +211,7 @@ def _kernel_tables() -> tuple[np.ndarray, ...]:
     t = tables()
     xsigns = (1.0 - 2.0 * hamming_prime_words()).astype(np.float64)
     y = np.arange(8)
-    walsh = np.array(
-        [[1.0 - 2.0 * (bin(w & int(j)).count("1") & 1) for j in y] for w in range(8)]
-    )
+    walsh = np.array([[1.0 - 2.0 * (bin(w & int(j)).count("1") & 1) for j in y] for w in range(8)])
     # The kernel enumerates Golay words in Turyn order; the canonical order is the same.
     golay_rank = np.arange(NUM_GOLAY, dtype=np.int64)
     return t.pair_index, t.octads, xsigns, walsh, golay_rank

@@ -100,9 +100,9 @@ def integer_codebook() -> np.ndarray:
     last = sign_bits.sum(axis=1, keepdims=True) & 1
     octad_signs = (2 - 4 * np.concatenate([sign_bits, last], axis=1)).astype(np.int8)
     block_b = book[OFFSET_B:OFFSET_C].reshape(NUM_OCTADS, 128, DIM)
-    block_b[np.arange(NUM_OCTADS)[:, None, None], np.arange(128)[None, :, None], t.octads[:, None, :]] = (
-        octad_signs[None]
-    )
+    block_b[
+        np.arange(NUM_OCTADS)[:, None, None], np.arange(128)[None, :, None], t.octads[:, None, :]
+    ] = octad_signs[None]
 
     s = (1 - 2 * t.golay.astype(np.int8))[:, None, :]  # (4096, 1, 24)
     minus3 = np.ones((DIM, DIM), dtype=np.int8) - 4 * np.eye(DIM, dtype=np.int8)
@@ -161,5 +161,7 @@ def codeword_to_index(vectors: np.ndarray) -> np.ndarray:
     valid = out >= 0
     valid[valid] = (integer_codebook()[out[valid]] == v[valid]).all(axis=1)
     if not valid.all():
-        raise ValueError("not a minimal vector of the Leech lattice (scaled: norm^2 32, entries -4..4)")
+        raise ValueError(
+            "not a minimal vector of the Leech lattice (scaled: norm^2 32, entries -4..4)"
+        )
     return out.reshape(batch_shape)
