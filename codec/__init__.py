@@ -11,12 +11,14 @@ from typing import Any
 from .errors import LqzError
 
 __version__ = "0.1.0"
-__all__ = ["LqzError", "__version__"]
+__all__ = ["QUALITIES", "LqzError", "__version__", "decode", "encode"]
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"encode": ".api", "decode": ".api"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "QUALITIES":
+        return import_module(".api", __name__).qualities()
     if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'lqz' has no attribute {name!r}")

@@ -1,0 +1,88 @@
+"""Tile coding: pixels <-> token indices <-> entropy-coded bytes, in the prior's step order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..entropy.coder import TokenDecoder, TokenEncoder
+from ..leech import DIM
+from ..leech import decode as leech_decode
+from .model import LqzModel
+from .prior import PASSES, anchor_mask
+
+
+def _steps(groups: int) -> Iterator[tuple[int, int]]:
+    for group in range(groups):
+        for pass_ in range(PASSES):
+            yield group, pass_
+
+
+def _pass_positions(height: int, width: int, pass_: int) -> torch.Tensor:
+    """Boolean (h, w) mask of the positions coded in ``pass_`` (row-major order)."""
+    anchors = anchor_mask(height, width)[0, 0].bool()
+    return anchors if pass_ == 0 else ~anchors
+
+
+def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
+    """Replicate-pad (B,3,H,W) on the bottom/right to multiples of ``stride``."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        image = torch.nn.functional.pad(image, (0, pw, 0, ph), mode="replicate")
+    return image
+
+
+def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255.0
+
+
+@torch.no_grad()
+def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int) -> bytes:
+    """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups."""
+    x = pad_to_stride(_to_tensor(pixels), model.config.stride)
+    indices = model.tokenizer.encode(x, groups)[0]  # (k, h, w)
+    return encode_indices(model, indices)
+
+
+@torch.no_grad()
+def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
+    """Entropy-code token indices (k, h, w) with the prior."""
+    k, h, w = indices.shape
+    latent = torch.zeros(1, model.config.latent_channels, h, w)
+    latent[0, : k * DIM] = leech_decode(indices).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
+    encoder = TokenEncoder()
+    for group, pass_ in _steps(k):
+        where = _pass_positions(h, w, pass_)
+        tables, logits = model.prior(latent, group, pass_)
+        encoder.encode(tables[0][where], logits[0][where], indices[group][where])
+    return encoder.finish()
+
+
+@torch.no_grad()
+def decode_indices(
+    model: LqzModel, data: bytes, groups: int, height: int, width: int
+) -> torch.Tensor:
+    """Decode token indices (k, h, w) of a latent grid from entropy-coded bytes."""
+    latent = torch.zeros(1, model.config.latent_channels, height, width)
+    indices = torch.zeros(groups, height, width, dtype=torch.int64)
+    decoder = TokenDecoder(data)
+    for group, pass_ in _steps(groups):
+        where = _pass_positions(height, width, pass_)
+        tables, logits = model.prior(latent, group, pass_)
+        found = torch.from_numpy(np.asarray(decoder.decode(tables[0][where], logits[0][where])))
+        indices[group][where] = found
+        latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
+    decoder.finish()
+    return indices
+
+
+@torch.no_grad()
+def decode_tile(model: LqzModel, data: bytes, groups: int, height: int, width: int) -> np.ndarray:
+    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3)."""
+    s = model.config.stride
+    indices = decode_indices(model, data, groups, -(-height // s), -(-width // s))
+    image = model.tokenizer.decode(indices[None])[0, :, :height, :width]
+    return (image * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()

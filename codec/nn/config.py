@@ -1,0 +1,50 @@
+"""Model configuration: the one source of truth for the architecture's hyperparameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from ..leech.shell import DIM
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of the tokenizer (transforms) and the autoregressive prior."""
+
+    channels: int = 128  # width N of the analysis/synthesis transforms
+    groups: int = 16  # Λ24 token groups per latent position (24 * groups latent channels)
+    kernel: int = 5  # kernel size of the strided convolutions
+    stride_log2: int = 4  # four stride-2 stages: latent stride 16
+    prior_channels: int = 128  # width of the prior's context network
+    mixtures: int = 2  # components of the per-token pmf mixture
+    #: groups coded at each quality level (ascending); the level number goes into the bitstream
+    levels: tuple[int, ...] = (2, 3, 4, 6, 8, 11, 16)
+
+    @property
+    def stride(self) -> int:
+        return 1 << self.stride_log2
+
+    @property
+    def latent_channels(self) -> int:
+        return DIM * self.groups
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        if "levels" in data:
+            data["levels"] = tuple(data["levels"])
+        return cls(**data)
+
+    def groups_at(self, level: int) -> int:
+        """Number of token groups coded at quality ``level`` (1-based)."""
+        if not 1 <= level <= len(self.levels):
+            raise ValueError(f"quality level must be in 1..{len(self.levels)}, got {level}")
+        return self.levels[level - 1]

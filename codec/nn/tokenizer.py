@@ -1,0 +1,51 @@
+"""Λ24-SQ tokenizer: analysis transform, spherical Leech quantization, synthesis transform."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..leech import DIM, LeechQuantizer, decode
+from .config import ModelConfig
+from .transforms import AnalysisTransform, SynthesisTransform
+
+
+def group_mask(groups_used: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B,) counts -> (B, 24*groups, 1, 1) mask keeping the first ``groups_used`` groups."""
+    keep = torch.arange(groups, device=groups_used.device)[None] < groups_used[:, None]
+    return keep.repeat_interleave(DIM, dim=1)[:, :, None, None].float()
+
+
+class Tokenizer(nn.Module):
+    """Image <-> Λ24 token indices. Groups are importance-ordered (trained with truncation)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.analysis = AnalysisTransform(config)
+        self.quantizer = LeechQuantizer()
+        self.synthesis = SynthesisTransform(config)
+
+    def forward(
+        self, image: torch.Tensor, groups_used: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: returns (reconstruction, codewords, indices (B, G, h, w))."""
+        codewords, indices = self.quantizer(self.analysis(image))
+        mask = group_mask(groups_used, self.config.groups)
+        return self.synthesis(codewords * mask), codewords, indices
+
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor, groups_used: int) -> torch.Tensor:
+        """Image (B,3,H,W) in [0,1], H and W multiples of the stride -> indices (B, k, h, w)."""
+        latent = self.analysis(image)[:, : DIM * groups_used]
+        _, indices = self.quantizer(latent)
+        return indices
+
+    @torch.no_grad()
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices (B, k, h, w) of the first k groups -> image (B,3,H,W), clamped to [0,1]."""
+        b, k, h, w = indices.shape
+        codewords = decode(indices).movedim(-1, 2).reshape(b, k * DIM, h, w)
+        full = codewords.new_zeros(b, self.config.latent_channels, h, w)
+        full[:, : k * DIM] = codewords
+        return self.synthesis(full).clamp(0, 1)

@@ -1,0 +1,53 @@
+"""Analysis (image -> latent) and synthesis (codewords -> image) transforms."""
+
+from __future__ import annotations
+
+import torch
+from compressai.layers import GDN
+from torch import nn
+
+from .config import ModelConfig
+
+
+def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=2, padding=kernel // 2)
+
+
+def _deconv(cin: int, cout: int, kernel: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=kernel // 2, output_padding=1)
+
+
+class AnalysisTransform(nn.Sequential):
+    """Ballé-style analysis: strided convolutions with GDN, image (B,3,H,W) -> (B,24G,H/s,W/s)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        n, k = config.channels, config.kernel
+        layers: list[nn.Module] = []
+        cin = 3
+        for _ in range(config.stride_log2 - 1):
+            layers += [_conv(cin, n, k), GDN(n)]
+            cin = n
+        layers.append(_conv(cin, config.latent_channels, k))
+        super().__init__(*layers)
+
+
+class SynthesisTransform(nn.Module):
+    """Codewords (B,24G,h,w) scaled by learned per-group gains -> image (B,3,h*s,w*s)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        n, k = config.channels, config.kernel
+        self.group_gain = nn.Parameter(torch.full((config.groups,), 24.0**0.5))
+        layers: list[nn.Module] = []
+        cin = config.latent_channels
+        for _ in range(config.stride_log2 - 1):
+            layers += [_deconv(cin, n, k), GDN(n, inverse=True)]
+            cin = n
+        layers.append(_deconv(cin, 3, k))
+        self.layers = nn.Sequential(*layers)
+        self.groups = config.groups
+
+    def forward(self, codewords: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = codewords.shape
+        gain = self.group_gain.repeat_interleave(c // self.groups).view(1, c, 1, 1)
+        return self.layers(codewords * gain)

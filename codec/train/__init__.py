@@ -1,0 +1,1 @@
+"""Training: ``python -m lqz.train --data DIR --run NAME`` (resumes automatically)."""

@@ -1,0 +1,57 @@
+"""Command line of the trainer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..nn.config import ModelConfig
+from .loop import TrainOptions, train
+from .state import DEFAULT_ROOT
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m lqz.train",
+        description="Train the lqz tokenizer. Resumes from the run's latest checkpoint.",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of training images")
+    parser.add_argument("--run", default="main", help="run name (state folder under --root)")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="state folders root")
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--prior-lr", type=float, default=1e-3)
+    parser.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
+    parser.add_argument("--channels", type=int, default=ModelConfig.channels)
+    parser.add_argument("--kernel", type=int, default=ModelConfig.kernel)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
+    parser.add_argument("--validate-seconds", type=float, default=600.0)
+    parser.add_argument("--init-weights", type=Path, default=None, help="shipped safetensors")
+    args = parser.parse_args(argv)
+    config = ModelConfig(channels=args.channels, kernel=args.kernel)
+    train(
+        TrainOptions(
+            data=args.data,
+            run_dir=args.root / args.run,
+            config=config,
+            batch=args.batch,
+            crop=args.crop,
+            lr=args.lr,
+            prior_lr=args.prior_lr,
+            prior=not args.no_prior,
+            steps=args.steps,
+            checkpoint_seconds=args.checkpoint_seconds,
+            validate_seconds=args.validate_seconds,
+            threads=args.threads,
+            device=args.device,
+            init_weights=args.init_weights,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

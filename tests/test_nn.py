@@ -1,0 +1,146 @@
+"""Tokenizer, prior causality, weights I/O and the trainer, on tiny models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lqz.leech import DIM
+from lqz.leech import decode as leech_decode
+from lqz.nn.config import ModelConfig
+from lqz.nn.model import LqzModel
+from lqz.nn.prior import anchor_mask
+from lqz.nn.tokenizer import group_mask
+from lqz.nn.weights import WeightsError, load_model, model_id, read_weights, save_weights
+
+TINY = ModelConfig(channels=8, groups=3, kernel=3, prior_channels=8, mixtures=2, levels=(1, 2, 3))
+
+
+def tiny_model(seed: int = 0) -> LqzModel:
+    torch.manual_seed(seed)
+    return LqzModel(TINY).eval()
+
+
+def test_config_json_round_trip_and_levels() -> None:
+    config = dataclasses.replace(TINY, levels=(1, 3))
+    assert ModelConfig.from_json(config.to_json()) == config
+    assert config.groups_at(2) == 3
+    with pytest.raises(ValueError):
+        config.groups_at(3)
+    with pytest.raises(ValueError):
+        ModelConfig.from_json('{"bogus": 1}')
+
+
+def test_group_mask_keeps_prefix() -> None:
+    mask = group_mask(torch.tensor([0, 2, 3]), 3)[:, :, 0, 0]
+    assert mask.shape == (3, 3 * DIM)
+    assert mask.sum(1).tolist() == [0, 2 * DIM, 3 * DIM]
+    assert mask[1, : 2 * DIM].all() and not mask[1, 2 * DIM :].any()
+
+
+def test_tokenizer_shapes_and_codewords() -> None:
+    model = tiny_model()
+    x = torch.rand(2, 3, 32, 48)
+    x_hat, codewords, indices = model.tokenizer(x, torch.tensor([1, 3]))
+    assert x_hat.shape == x.shape
+    assert indices.shape == (2, 3, 2, 3)
+    expected = leech_decode(indices).movedim(-1, 2).reshape(2, 3 * DIM, 2, 3)
+    assert torch.allclose(codewords, expected, atol=1e-6)
+    assert torch.equal(model.tokenizer.encode(x, 2), indices[:, :2])
+
+
+def test_truncated_decode_ignores_later_groups() -> None:
+    model = tiny_model()
+    indices = torch.randint(0, 196560, (1, 3, 2, 2))
+    a = model.tokenizer.decode(indices[:, :2])
+    other = indices.clone()
+    other[:, 2] = torch.randint(0, 196560, (1, 2, 2))
+    assert torch.equal(a, model.tokenizer.decode(other[:, :2]))
+    assert a.shape == (1, 3, 32, 32) and a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("group,pass_", [(0, 0), (0, 1), (1, 0), (2, 1)])
+def test_prior_sees_only_decoded_tokens(group: int, pass_: int) -> None:
+    """Changing any token not yet decoded at (group, pass) leaves its pmf parameters unchanged."""
+    model = tiny_model()
+    h, w = 4, 5
+    indices = torch.randint(0, 196560, (1, TINY.groups, h, w))
+    latent = leech_decode(indices).movedim(-1, 2).reshape(1, TINY.latent_channels, h, w)
+    tables, logits = model.prior(latent, group, pass_)
+    assert tables.shape == (1, h, w, TINY.mixtures, DIM, 9)
+    assert logits.shape == (1, h, w, TINY.mixtures)
+
+    decoded = torch.zeros(TINY.groups, h, w, dtype=torch.bool)
+    decoded[:group] = True
+    if pass_ == 1:
+        decoded[group] = anchor_mask(h, w)[0, 0].bool()
+    changed = torch.where(decoded, indices[0], torch.randint(0, 196560, (TINY.groups, h, w)))
+    latent2 = leech_decode(changed[None]).movedim(-1, 2).reshape(1, TINY.latent_channels, h, w)
+    tables2, logits2 = model.prior(latent2, group, pass_)
+    assert torch.equal(tables, tables2) and torch.equal(logits, logits2)
+
+    if group > 0 or pass_ == 1:  # and decoded tokens do matter
+        seen = torch.where(decoded, torch.randint(0, 196560, (TINY.groups, h, w)), indices[0])
+        latent3 = leech_decode(seen[None]).movedim(-1, 2).reshape(1, TINY.latent_channels, h, w)
+        assert not torch.equal(tables, model.prior(latent3, group, pass_)[0])
+
+
+def test_weights_round_trip(tmp_path) -> None:
+    model = tiny_model()
+    path = tmp_path / "w.safetensors"
+    save_weights(model, path, half=False)
+    loaded = load_model(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert loaded.config == TINY
+    assert len(model_id(path)) == 8
+    save_weights(model, tmp_path / "h.safetensors", half=True)
+    config, state = read_weights(tmp_path / "h.safetensors")
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    assert model_id(path) != model_id(tmp_path / "h.safetensors")
+
+
+def test_weights_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsError):
+        load_model(bad)
+    with pytest.raises(WeightsError):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_tiny_model_trains(tmp_path) -> None:
+    """A few steps of the real training loop on tiny images: the loss falls, state resumes."""
+    from PIL import Image
+
+    from lqz.train.loop import TrainOptions, train
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "images"
+    data.mkdir()
+    for i in range(10):
+        yy, xx = np.mgrid[0:64, 0:64]
+        base = np.stack([xx * (i + 1) % 256, yy * 3 % 256, (xx + yy) * 2 % 256], axis=-1)
+        noise = rng.integers(0, 20, size=base.shape)
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(data / f"{i}.png")
+    run = tmp_path / "run"
+    opts = TrainOptions(
+        data=data, run_dir=run, config=TINY, batch=4, crop=32, lr=3e-3, steps=60,
+        log_every=10, holdout=2, threads=1, device="cpu", checkpoint_seconds=1e9,
+        validate_seconds=1e9,
+    )  # fmt: skip
+    train(opts)
+    import json
+
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    bits = [r["bits_per_token"] for r in records if "bits_per_token" in r]
+    assert losses[-1] < 0.7 * losses[0]
+    assert bits[-1] < bits[0]
+    assert "bpp_q3" in records[-1]["validation"]
+    train(dataclasses.replace(opts, steps=70))  # resumes from step 60
+    state = torch.load(run / "state.pt", weights_only=True)
+    assert state["step"] == 70
