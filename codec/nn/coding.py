@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -12,6 +13,24 @@ from ..leech import DIM
 from ..leech import decode as leech_decode
 from .model import LqzModel
 from .prior import PASSES, anchor_mask
+
+
+@contextmanager
+def _deterministic_threads() -> Iterator[None]:
+    """Run the prior on one thread: oneDNN's results change with the thread count, and the
+    decoder must reproduce the encoder's pmfs bit for bit whatever threads either side uses."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _prior(model: LqzModel, latent: torch.Tensor, group: int, pass_: int):
+    with _deterministic_threads():
+        tables, logits = model.prior(latent, group, pass_)
+    return tables[0], logits[0]
 
 
 def _steps(groups: int) -> Iterator[tuple[int, int]]:
@@ -56,8 +75,8 @@ def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
     encoder = TokenEncoder()
     for group, pass_ in _steps(k):
         where = _pass_positions(h, w, pass_)
-        tables, logits = model.prior(latent, group, pass_)
-        encoder.encode(tables[0][where], logits[0][where], indices[group][where])
+        tables, logits = _prior(model, latent, group, pass_)
+        encoder.encode(tables[where], logits[where], indices[group][where])
     return encoder.finish()
 
 
@@ -71,8 +90,8 @@ def decode_indices(
     decoder = TokenDecoder(data)
     for group, pass_ in _steps(groups):
         where = _pass_positions(height, width, pass_)
-        tables, logits = model.prior(latent, group, pass_)
-        found = torch.from_numpy(np.asarray(decoder.decode(tables[0][where], logits[0][where])))
+        tables, logits = _prior(model, latent, group, pass_)
+        found = torch.from_numpy(np.asarray(decoder.decode(tables[where], logits[where])))
         indices[group][where] = found
         latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
     decoder.finish()

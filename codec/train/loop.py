@@ -175,7 +175,7 @@ def train(opts: TrainOptions) -> None:
 
     levels = torch.tensor(config.levels)
     last_ckpt = last_val = last_log = time.perf_counter()
-    window_images, window_loss, window_psnr, window_bits = 0, 0.0, 0.0, 0.0
+    window_steps, window_images, window_loss, window_psnr, window_bits = 0, 0, 0.0, 0.0, 0.0
     model.train()
     while step < opts.steps and not stop["flag"]:
         tick = time.perf_counter()
@@ -199,11 +199,12 @@ def train(opts: TrainOptions) -> None:
         step += 1
         now = time.perf_counter()
         elapsed += now - tick
+        window_steps += 1
         window_images += len(x)
         window_loss += loss.item()
         window_psnr += psnr(x_hat.detach(), x).mean().item()
         if step % opts.log_every == 0:
-            n = opts.log_every
+            n = window_steps
             rate = window_images / (now - last_log)
             record = {
                 "step": step,
@@ -219,7 +220,7 @@ def train(opts: TrainOptions) -> None:
                 f"psnr {window_psnr / n:.2f} dB bits/token {window_bits / n:.3f}",
                 flush=True,
             )
-            window_images, window_loss, window_psnr, window_bits = 0, 0.0, 0.0, 0.0
+            window_steps, window_images, window_loss, window_psnr, window_bits = 0, 0, 0.0, 0.0, 0.0
             last_log = now
         if now - last_val > opts.validate_seconds:
             metrics = validate(model, val, device, opts.prior)

@@ -1,0 +1,44 @@
+"""Export a training run's latest state as shipped weights (safetensors, fp16 by default).
+
+``python -m lqz.train.export --run main --out models/lqz-mse.safetensors``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..nn.config import ModelConfig
+from ..nn.model import LqzModel
+from ..nn.weights import save_weights
+from .state import DEFAULT_ROOT, RunState
+
+
+def export(run_dir: Path, out: Path, half: bool = True) -> LqzModel:
+    """Write the run's latest tokenizer and prior to ``out``; returns the model."""
+    saved = RunState(run_dir).load()
+    if saved is None:
+        raise SystemExit(f"no checkpoint in {run_dir}")
+    model = LqzModel(ModelConfig.from_json(saved["config"]))
+    model.tokenizer.load_state_dict(saved.get("tokenizer", saved.get("model")))
+    if "prior" in saved:
+        model.prior.load_state_dict(saved["prior"])
+    tmp = out.with_suffix(".tmp")
+    save_weights(model, tmp, half=half)
+    tmp.replace(out)
+    print(f"step {saved['step']}, {saved['elapsed'] / 3600:.2f} h -> {out}")
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lqz.train.export", description=__doc__)
+    parser.add_argument("--run", default="main")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--fp32", action="store_true", help="store float32 instead of fp16")
+    args = parser.parse_args(argv)
+    export(args.root / args.run, args.out, half=not args.fp32)
+
+
+if __name__ == "__main__":
+    main()
