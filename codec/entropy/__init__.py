@@ -1,0 +1,34 @@
+"""Exact probabilities of Λ24 shell tokens and their range coding.
+
+- :mod:`.shell_pmf`: the pmf family (mixtures of 24 x 9 tables) in torch, differentiable, and
+  the index <-> (shape, support, detail) split of the sub-symbol chain.
+- :mod:`.coder`: :class:`TokenEncoder` / :class:`TokenDecoder` (constriction range coding) and
+  :func:`ideal_bits`.
+- :mod:`.chain`, :mod:`.kernels`, :mod:`.params`, :mod:`.detmath`: the deterministic coding
+  path (grid-rounded parameters, exact conditional pmfs in numba).
+"""
+
+from .coder import CorruptStream, TokenDecoder, TokenEncoder, ideal_bits
+from .shell_pmf import (
+    DETAIL_SIZES,
+    SHAPES,
+    SUPPORT_SIZES,
+    join_index,
+    log_partition,
+    log_prob,
+    split_index,
+)
+
+__all__ = [
+    "DETAIL_SIZES",
+    "SHAPES",
+    "SUPPORT_SIZES",
+    "CorruptStream",
+    "TokenDecoder",
+    "TokenEncoder",
+    "ideal_bits",
+    "join_index",
+    "log_partition",
+    "log_prob",
+    "split_index",
+]

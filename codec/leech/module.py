@@ -28,7 +28,7 @@ class LeechQuantizer(nn.Module):
         unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
         indices = quantize(unit).to(latent.device)
         hard = decode(indices).to(device=latent.device, dtype=latent.dtype)
-        codewords = unit + (hard - unit).detach()
+        codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
 
 

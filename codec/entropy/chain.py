@@ -1,0 +1,174 @@
+"""Exact conditional pmfs of the sub-symbol chain ``shape -> support -> detail`` (coding path).
+
+All functions take :class:`~.params.CodingParams` (grid-rounded) and return float64 numpy arrays
+computed by the deterministic kernels of :mod:`.kernels`: the same inputs give bit-identical
+outputs whatever the thread count. Memory: :func:`summarize` holds ``5,131`` floats per token,
+so callers feed tokens in chunks (the coder uses :data:`CHUNK`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numba
+import numpy as np
+import torch
+
+from . import kernels
+from .params import CodingParams
+from .shell_pmf import join_index, split_index
+from .structure import (
+    DETAIL_SIZES,
+    SUPPORT_SIZES,
+    block_patterns,
+    golay_bits,
+    octad_block_patterns,
+    octads,
+    pairs,
+)
+
+#: Tokens per summary call in the coder (bounds memory to about 42 MB).
+CHUNK = 1024
+
+
+class Summary(NamedTuple):
+    """Shape pmf, conditional support pmfs of every shape, and per-component normalizers."""
+
+    shape: np.ndarray  # (T, 3), normalized
+    support: tuple[
+        np.ndarray, np.ndarray, np.ndarray
+    ]  # (T, 276), (T, 759), (T, 4096), unnormalized
+    support_total: np.ndarray  # (T, 3): the sum of each support row (up to rounding)
+    log_z: np.ndarray  # (T, M) natural log of each component's partition function
+    log_pi: np.ndarray  # (T, M) log mixture weights
+
+
+@lru_cache(maxsize=1)
+def _structure() -> tuple[np.ndarray, ...]:
+    return (
+        np.ascontiguousarray(pairs()),
+        np.ascontiguousarray(octads()),
+        np.ascontiguousarray(block_patterns()),
+        np.ascontiguousarray(golay_bits()),
+        np.ascontiguousarray(octad_block_patterns()),
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """Numba threads for the kernels (default: torch's thread count). Results do not change."""
+    if threads is None:
+        threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+
+
+class SummaryBuffers:
+    """Reusable output arrays for :func:`summarize` (saves page faults on repeated calls)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, name: str, rows: int, cols: int) -> np.ndarray:
+        """A (rows, cols) float64 view of a buffer that grows as needed."""
+        key = (name, cols)
+        array = self._arrays.get(key)
+        if array is None or array.shape[0] < rows:
+            array = np.empty((max(rows, 1), cols))
+            self._arrays[key] = array
+        return array[:rows]
+
+
+def summarize(
+    params: CodingParams, threads: int | None = None, buffers: SummaryBuffers | None = None
+) -> Summary:
+    """Shape pmfs and all support pmfs of every token.
+
+    With ``buffers``, the returned arrays are views into them, valid until their next use.
+    """
+    set_threads(threads)
+    pr, _, pat, _, opat = _structure()
+    t, m = params.tables.shape[:2]
+    buffers = buffers or SummaryBuffers()
+    shape = buffers.get("shape", t, 3)
+    support = tuple(buffers.get(f"support{k}", t, size) for k, size in enumerate(SUPPORT_SIZES))
+    total = buffers.get("total", t, 3)
+    log_z = buffers.get("log_z", t, m)
+    log_pi = buffers.get("log_pi", t, m)
+    if t:
+        kernels.summary_kernel(
+            params.tables, params.logits, pr, opat, pat, shape, *support, total, log_z, log_pi
+        )
+    return Summary(shape, support, total, log_z, log_pi)
+
+
+def detail_pmfs(
+    params: CodingParams,
+    summary: Summary,
+    shape: int,
+    tokens: np.ndarray,
+    support: np.ndarray,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Detail pmfs ``(n, DETAIL_SIZES[shape])`` of tokens ``tokens`` of ``shape`` given supports."""
+    set_threads(threads)
+    pr, oc, _, golay, _ = _structure()
+    tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+    support = np.ascontiguousarray(support, dtype=np.int64)
+    out = np.empty((tokens.size, DETAIL_SIZES[shape]))
+    if tokens.size == 0:
+        return out
+    structure = (pr, oc, golay)[shape]
+    kernels.detail_kernel(
+        shape, params.tables, summary.log_pi, summary.log_z, tokens, support, structure, out
+    )
+    return out
+
+
+def conditional_probabilities(
+    params: CodingParams, indices: np.ndarray, threads: int | None = None
+) -> np.ndarray:
+    """(T, 3) probabilities of each token's shape, support and detail under the chain."""
+    indices = np.asarray(indices, dtype=np.int64)
+    out = np.empty((len(params), 3))
+    for start in range(0, len(params), CHUNK):
+        stop = min(start + CHUNK, len(params))
+        chunk = params.rows(start, stop)
+        summary = summarize(chunk, threads)
+        shape, support, detail = split_index(indices[start:stop])
+        rows = np.arange(stop - start)
+        out[start:stop, 0] = summary.shape[rows, shape]
+        for s in range(3):
+            sel = np.flatnonzero(shape == s)
+            out[start + sel, 1] = (
+                summary.support[s][sel, support[sel]] / summary.support_total[sel, s]
+            )
+            pmf = detail_pmfs(chunk, summary, s, sel, support[sel], threads)
+            out[start + sel, 2] = pmf[np.arange(sel.size), detail[sel]]
+    return out
+
+
+def _draw(pmf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    cdf = np.cumsum(pmf, axis=1)
+    u = rng.random(len(pmf)) * cdf[:, -1]
+    return np.minimum((cdf < u[:, None]).sum(axis=1), pmf.shape[1] - 1)
+
+
+def sample(
+    params: CodingParams, rng: np.random.Generator, threads: int | None = None
+) -> np.ndarray:
+    """Draw one index per token from the chain (for tests and benchmarks)."""
+    out = np.empty(len(params), dtype=np.int64)
+    for start in range(0, len(params), CHUNK):
+        stop = min(start + CHUNK, len(params))
+        chunk = params.rows(start, stop)
+        summary = summarize(chunk, threads)
+        shape = _draw(summary.shape, rng)
+        support = np.zeros_like(shape)
+        detail = np.zeros_like(shape)
+        for s in range(3):
+            sel = np.flatnonzero(shape == s)
+            if sel.size:
+                support[sel] = _draw(summary.support[s][sel], rng)  # _draw normalizes
+                detail[sel] = _draw(detail_pmfs(chunk, summary, s, sel, support[sel], threads), rng)
+        out[start:stop] = join_index(shape, support, detail)
+    return out

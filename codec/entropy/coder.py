@@ -1,0 +1,190 @@
+"""Range coding of Λ24 token indices with constriction, through the exact sub-symbol chain.
+
+Per :meth:`TokenEncoder.encode` call, tokens go in chunks of :data:`~.chain.CHUNK`; per chunk the
+stream holds, in this order: every token's shape, then the supports of the shape-A, B and C
+tokens (each group in token order), then their details (signs / position), each group one
+batched constriction call with a ``Categorical(perfect=False)`` model family (leaky: every
+symbol keeps a nonzero probability). :meth:`TokenEncoder.finish` appends a 16-bit check of all
+indices. The decoder recomputes every pmf through the same code on the same grid-rounded
+parameters (:mod:`.params`), so the probabilities agree bit for bit, whatever the thread count.
+
+Stream format: the constriction ``queue.RangeEncoder`` words as little-endian bytes, without
+trailing zero bytes (they are implicit; a stream that ends in a zero byte is rejected).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import constriction
+import numpy as np
+import torch
+
+from ..errors import LqzError
+from .chain import CHUNK, SummaryBuffers, conditional_probabilities, detail_pmfs, summarize
+from .params import CodingParams, quantize_params
+from .shell_pmf import join_index, log_prob, split_index
+from .structure import CODEBOOK_SIZE
+
+__all__ = ["CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits"]
+
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
+CHECK_BITS = 16
+_CHECK_MODEL = constriction.stream.model.Uniform(1 << CHECK_BITS)
+
+
+class CorruptStream(LqzError):
+    """The entropy-coded token stream is truncated, corrupted or does not match the calls."""
+
+
+def _indices(indices: np.ndarray | torch.Tensor, count: int) -> np.ndarray:
+    if isinstance(indices, torch.Tensor):
+        indices = indices.detach().cpu().numpy()
+    out = np.asarray(indices)
+    if out.shape != (count,) or (out.size and not np.issubdtype(out.dtype, np.integer)):
+        raise ValueError(f"indices must be an integer array of shape ({count},)")
+    out = out.astype(np.int64)
+    if out.size and (out.min() < 0 or out.max() >= CODEBOOK_SIZE):
+        raise ValueError(f"Leech shell indices must lie in 0..{CODEBOOK_SIZE - 1}")
+    return out
+
+
+def _update_check(check: int, indices: np.ndarray) -> int:
+    return zlib.crc32(indices.astype("<i8").tobytes(), check)
+
+
+class TokenEncoder:
+    """Accumulates tokens from any number of :meth:`encode` calls into one stream."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._coder = constriction.stream.queue.RangeEncoder()
+        self._check = 0
+        self._threads = threads
+        self._buffers = SummaryBuffers()
+        self._finished = False
+
+    def encode(
+        self,
+        tables: np.ndarray | torch.Tensor,
+        mix_logits: np.ndarray | torch.Tensor,
+        indices: np.ndarray | torch.Tensor,
+    ) -> None:
+        """Code ``indices`` (T,) under tables (T, M, 24, 9) and mixture logits (T, M)."""
+        if self._finished:
+            raise RuntimeError("encode() after finish()")
+        params = quantize_params(tables, mix_logits)
+        indices = _indices(indices, len(params))
+        for start in range(0, len(params), CHUNK):
+            stop = min(start + CHUNK, len(params))
+            self._encode_chunk(params.rows(start, stop), indices[start:stop])
+        self._check = _update_check(self._check, indices)
+
+    def _encode_chunk(self, params: CodingParams, indices: np.ndarray) -> None:
+        summary = summarize(params, self._threads, self._buffers)
+        shape, support, detail = split_index(indices)
+        self._coder.encode(shape.astype(np.int32), _FAMILY, summary.shape)
+        groups = [np.flatnonzero(shape == s) for s in range(3)]
+        for s, sel in enumerate(groups):
+            if sel.size:
+                self._coder.encode(support[sel].astype(np.int32), _FAMILY, summary.support[s][sel])
+        for s, sel in enumerate(groups):
+            if sel.size:
+                pmf = detail_pmfs(params, summary, s, sel, support[sel], self._threads)
+                self._coder.encode(detail[sel].astype(np.int32), _FAMILY, pmf)
+
+    def finish(self) -> bytes:
+        """Close the stream and return its bytes (the encoder cannot be used afterwards)."""
+        if not self._finished:
+            check = np.array([self._check & ((1 << CHECK_BITS) - 1)], dtype=np.int32)
+            self._coder.encode(check, _CHECK_MODEL)
+            self._finished = True
+        # Trailing zero bytes are implicit: the decoder pads with zeros, as constriction does.
+        return self._coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+
+
+class TokenDecoder:
+    """Decodes a stream of :class:`TokenEncoder` with the same sequence of calls."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        data = bytes(data)
+        if data.endswith(b"\0"):
+            raise CorruptStream("token stream: trailing zero bytes (not produced by the encoder)")
+        data += bytes(-len(data) % 4)
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        try:
+            self._coder = constriction.stream.queue.RangeDecoder(words)
+        except Exception as error:  # constriction reports bad data with various types
+            raise CorruptStream(f"token stream: {error}") from error
+        self._check = 0
+        self._threads = threads
+        self._buffers = SummaryBuffers()
+        self._finished = False
+
+    def _decode(self, model: object, *args: object) -> np.ndarray:
+        try:
+            return np.asarray(self._coder.decode(model, *args), dtype=np.int64)
+        except Exception as error:
+            raise CorruptStream(f"token stream: {error}") from error
+
+    def decode(
+        self, tables: np.ndarray | torch.Tensor, mix_logits: np.ndarray | torch.Tensor
+    ) -> np.ndarray:
+        """Indices (T,) int64 of the next T tokens, given their tables and mixture logits."""
+        if self._finished:
+            raise RuntimeError("decode() after finish()")
+        params = quantize_params(tables, mix_logits)
+        out = np.empty(len(params), dtype=np.int64)
+        for start in range(0, len(params), CHUNK):
+            stop = min(start + CHUNK, len(params))
+            out[start:stop] = self._decode_chunk(params.rows(start, stop))
+        self._check = _update_check(self._check, out)
+        return out
+
+    def _decode_chunk(self, params: CodingParams) -> np.ndarray:
+        summary = summarize(params, self._threads, self._buffers)
+        shape = self._decode(_FAMILY, summary.shape)
+        support = np.zeros_like(shape)
+        detail = np.zeros_like(shape)
+        groups = [np.flatnonzero(shape == s) for s in range(3)]
+        for s, sel in enumerate(groups):
+            if sel.size:
+                support[sel] = self._decode(_FAMILY, summary.support[s][sel])
+        for s, sel in enumerate(groups):
+            if sel.size:
+                pmf = detail_pmfs(params, summary, s, sel, support[sel], self._threads)
+                detail[sel] = self._decode(_FAMILY, pmf)
+        return join_index(shape, support, detail)
+
+    def finish(self) -> None:
+        """Check the stream's end: raises :class:`CorruptStream` on a mismatch or unused data."""
+        if self._finished:
+            return
+        self._finished = True
+        check = int(self._decode(_CHECK_MODEL, 1)[0])
+        if check != self._check & ((1 << CHECK_BITS) - 1):
+            raise CorruptStream("token stream: check value mismatch (corrupt or truncated data)")
+        if not self._coder.maybe_exhausted():
+            raise CorruptStream("token stream: unused data after the last token")
+
+
+def ideal_bits(
+    tables: np.ndarray | torch.Tensor,
+    mix_logits: np.ndarray | torch.Tensor,
+    indices: np.ndarray | torch.Tensor,
+    threads: int | None = None,
+) -> float:
+    """Total ``-log2 p`` of ``indices`` under the coder's grid-rounded parameters."""
+    params = quantize_params(tables, mix_logits)
+    indices = _indices(indices, len(params))
+    probs = conditional_probabilities(params, indices, threads)
+    tiny = (probs < 1e-300).any(axis=1)
+    total = float(-np.log2(probs[~tiny]).sum())
+    if tiny.any():  # flushed far-tail symbols: exact log-space evaluation instead
+        rows = np.flatnonzero(tiny)
+        lp = log_prob(
+            torch.from_numpy(params.tables[rows]),
+            torch.from_numpy(params.logits[rows]),
+            torch.from_numpy(indices[rows]),
+        )
+        total += float(-lp.sum()) / np.log(2.0)
+    return total

@@ -1,0 +1,98 @@
+"""Shared fixtures for the Λ24 tests: the codebook as plain arrays and a brute-force reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+#: Rows per block of the brute-force GEMM (64 x 196,560 float64 scores = 100 MB).
+BRUTE_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class BruteForce:
+    """Exhaustive maximum inner product over all 196,560 codewords, in float64."""
+
+    book: np.ndarray  # (196560, 24) float64 integer codewords (squared norm 32)
+    book_t: np.ndarray  # (24, 196560) float64, contiguous
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """All inner products, (n, 196560); only for small n."""
+        return np.asarray(x, dtype=np.float64).reshape(-1, 24) @ self.book_t
+
+    def best(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(max score, smallest index attaining it) per row of ``x`` (n, 24)."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, 24)
+        top = np.empty(len(x))
+        arg = np.empty(len(x), dtype=np.int64)
+        for start in range(0, len(x), BRUTE_BLOCK):
+            s = x[start : start + BRUTE_BLOCK] @ self.book_t
+            a = s.argmax(axis=1)  # first occurrence: the smallest index among exact ties
+            arg[start : start + BRUTE_BLOCK] = a
+            top[start : start + BRUTE_BLOCK] = s[np.arange(len(s)), a]
+        return top, arg
+
+    def score_of(self, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Inner products of each row of ``x`` with the codeword at ``indices`` (same batch)."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, 24)
+        return np.einsum("nd,nd->n", x, self.book[np.asarray(indices).reshape(-1)])
+
+    def assert_nearest(self, x: np.ndarray, indices: np.ndarray, rtol: float = 1e-12) -> None:
+        """``indices`` attain the brute-force maximum inner product, up to ties.
+
+        Tolerance: ``rtol`` times the largest possible score magnitude ``4 * sum |x|``.
+        """
+        x = np.asarray(x, dtype=np.float64).reshape(-1, 24)
+        indices = np.asarray(indices).reshape(-1)
+        assert indices.shape == (len(x),)
+        assert ((indices >= 0) & (indices < len(self.book))).all()
+        top, _ = self.best(x)
+        got = self.score_of(x, indices)
+        tol = rtol * 4.0 * np.abs(x).sum(axis=1) + 1e-300
+        bad = np.nonzero(np.abs(got - top) > tol)[0]
+        assert bad.size == 0, (
+            f"{bad.size}/{len(x)} not nearest; first row {bad[0] if bad.size else None}: "
+            f"x={x[bad[0]].tolist() if bad.size else None} got index "
+            f"{indices[bad[0]] if bad.size else None} score {got[bad[:1]]} vs best {top[bad[:1]]}"
+        )
+
+
+@pytest.fixture(scope="session")
+def int_book() -> np.ndarray:
+    """The integer codebook, (196560, 24) int64, in canonical order."""
+    from lqz.leech import integer_codebook
+
+    return integer_codebook().astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def brute(int_book: np.ndarray) -> BruteForce:
+    book = int_book.astype(np.float64)
+    return BruteForce(book=book, book_t=np.ascontiguousarray(book.T))
+
+
+@pytest.fixture(scope="session")
+def golay_masks() -> np.ndarray:
+    """The 4,096 Golay codewords as 24-bit masks (bit j = coordinate j), in Turyn order."""
+    from lqz.leech.golay import golay_codewords
+
+    return bits_to_masks(golay_codewords())
+
+
+def bits_to_masks(bits: np.ndarray) -> np.ndarray:
+    return (np.asarray(bits, dtype=np.int64) << np.arange(bits.shape[-1], dtype=np.int64)).sum(-1)
+
+
+@pytest.fixture(scope="session")
+def to_masks() -> Callable[[np.ndarray], np.ndarray]:
+    return bits_to_masks
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A generator seeded from the test's name: reproducible, different per test."""
+    seed = sum(ord(c) * (i + 1) for i, c in enumerate(request.node.name)) % 2**32
+    return np.random.default_rng(seed)
