@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import lqz.leech as leech
 import numpy as np
 import torch
+
+import lqz.leech as leech
 
 
 def brute_force(x: np.ndarray, book_t: np.ndarray, block: int, use_torch: bool) -> np.ndarray:
