@@ -1,20 +1,84 @@
-"""``lqz`` command line: a click group whose subcommands live in their own modules."""
+"""``lqz`` command line: a click group whose subcommands live in their own modules.
+
+Failures end as one line on stderr, ``lqz: error: ...``, and an exit code (``ExitCode`` in
+``cli/common.py``, table in docs/CLI.md); ``--debug`` adds the traceback. Nothing heavy is
+imported at start-up: ``lqz --help`` does not load torch.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import click
+
 from lqz import __version__
 
+from .common import ExitCode, error
+from .decode import decode
+from .encode import encode
+from .info import info
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LqzGroup(click.Group):
+    """A click group that reports usage errors as one line with exit code 1."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(
+                args, prog_name or "lqz", complete_var, standalone_mode=False, **extra
+            )
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            code = ExitCode.OK
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            error(exc.format_message() + hint)
+            code = ExitCode.ERROR
+        except click.ClickException as exc:
+            error(exc.format_message())
+            code = ExitCode.ERROR
+        except click.Abort:
+            error("interrupted")
+            code = ExitCode.INTERRUPTED
+        code = int(code) if isinstance(code, int) else ExitCode.OK
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+@click.group(name="lqz", cls=LqzGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lqz")
 def cli() -> None:
     """lqz: a learned image codec on the Leech lattice (spherical Leech quantization).
 
     \b
     Examples:
-      lqz selfcheck            verify the Leech codebook and the quantizer
+      lqz encode photo.png              photo.png -> photo.lqz (default level)
+      lqz encode photo.png --bpp 0.5    the best level at or under 0.5 bits per pixel
+      lqz decode photo.lqz -o back.png  lossless output: .png .tiff .bmp .webp .ppm/.pgm
+      lqz info photo.lqz --json         version, model, level, size, bytes, bpp, tiles
+      lqz encode photos/ -o coded/      a folder (or several files, or a glob) at once
+      lqz selfcheck                     verify the Leech codebook and the quantizer
+
+    \b
+    Exit codes: 0 ok, 1 usage or other error, 2 input missing or unreadable,
+    3 corrupt or invalid .lqz, 4 output exists or cannot be written,
+    5 some files of several failed, 130 interrupted.
     """
+
+
+cli.add_command(encode)
+cli.add_command(decode)
+cli.add_command(info)
 
 
 @cli.command()

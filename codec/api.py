@@ -105,14 +105,22 @@ def encode(
     with torch.inference_mode():
         if bpp is None:
             quality = default_quality() if quality is None else quality
-            if quality not in loaded.qualities:
+            if not _is_int(quality) or quality not in loaded.qualities:
                 raise InvalidSetting(
-                    f"quality must be one of {list(loaded.qualities)}, got {quality}"
+                    f"quality must be one of {list(loaded.qualities)}, got {quality!r}"
                 )
-            return _encode_at(prepared, loaded, quality, tile_size)
-        if not bpp > 0:
-            raise InvalidSetting(f"bpp target must be positive, got {bpp}")
+            return _encode_at(prepared, loaded, int(quality), tile_size)
+        if not _is_real(bpp) or not bpp > 0:
+            raise InvalidSetting(f"bpp target must be a positive number, got {bpp!r}")
         return _search_bpp(prepared, loaded, bpp, tile_size)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _search_bpp(prepared, loaded: LoadedModel, target: float, tile_size: int) -> bytes:

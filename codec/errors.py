@@ -5,3 +5,45 @@ class LqzError(Exception):
     """Base class of every error lqz raises on bad input; its message is one line."""
 
     exit_code = 1
+
+
+class FormatLimitError(LqzError, ValueError):
+    """A writer was given values the ``.lqz`` format cannot store (``lqz.format`` pack side)."""
+
+
+class FormatError(LqzError):
+    """An ``.lqz`` file (or section of one) is not valid; see ``docs/FORMAT.md``."""
+
+    exit_code = 3
+
+
+class BadMagic(FormatError):
+    """The data does not start with the ``.lqz`` magic bytes."""
+
+
+class UnsupportedVersion(FormatError):
+    """The file is an ``.lqz`` file of a format version this reader does not know."""
+
+
+class UnknownModel(FormatError):
+    """The file was coded with a model whose id the caller does not have."""
+
+
+class TruncatedFile(FormatError):
+    """The data ends before the end its header declares."""
+
+
+class ChecksumMismatch(FormatError):
+    """A CRC32 stored in the file does not match the bytes it covers."""
+
+
+class ImplausibleHeader(FormatError):
+    """Header fields out of range or inconsistent with each other (sizes, counts, flags)."""
+
+
+class TrailingData(FormatError):
+    """Bytes follow the end of the file that its header declares."""
+
+
+class CorruptAlpha(FormatError):
+    """The alpha section is not a zlib stream of exactly width x height bytes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -9,6 +10,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import LqzError
+from .format import MAX_DIMENSION
+
+#: Largest width or height the .lqz format stores.
+MAX_SIDE = MAX_DIMENSION
+
+#: Modes with more than 8 bits per sample that :func:`prepare` reduces (with a warning).
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+#: Raw modes of 16-bit samples read into 8-bit modes ("RGB;16" alone is packed 5-6-5, not deep).
+_DEEP_RAWMODE = re.compile(r"(;16[BLN]$)|(^L;16$)")
 
 
 class UnsupportedImage(LqzError):
@@ -46,6 +56,22 @@ def _from_array(array: np.ndarray) -> Image.Image:
     )
 
 
+def reduced_depth(image: Image.Image) -> bool:
+    """Whether Pillow reads this not yet loaded image at 8 bits from more in the file.
+
+    16-bit RGB, RGBA and LA PNGs (and TIFFs) open as 8-bit modes, the low bits dropped on load;
+    only the raw mode of the undecoded tiles tells.
+    """
+    if image.mode in _DEEP_MODES:
+        return False  # explicit 16/32-bit mode: _to_8bit reduces it
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and _DEEP_RAWMODE.search(rawmode):
+            return True
+    return False
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
     """Reduce 16-bit and 32-bit integer/float modes to 8-bit gray, with a warning."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -65,6 +91,11 @@ def prepare(image: Image.Image | np.ndarray) -> PreparedImage:
         image = _from_array(image)
     if not isinstance(image, Image.Image):
         raise UnsupportedImage(f"expected a PIL image or a uint8 numpy array, got {type(image)}")
+    if max(image.size) > MAX_SIDE:
+        width, height = image.size
+        raise UnsupportedImage(f"image is {width}x{height}: lqz codes at most {MAX_SIDE} per side")
+    if reduced_depth(image):
+        warnings.warn("16-bit image reduced to 8 bits", stacklevel=2)
     image = ImageOps.exif_transpose(image) or image
     image = _to_8bit(image)
     if image.mode == "P":
@@ -76,7 +107,7 @@ def prepare(image: Image.Image | np.ndarray) -> PreparedImage:
     if alpha is not None and bool((alpha == 255).all()):
         alpha = None  # fully opaque: nothing to keep
     gray = image.mode in ("1", "L", "LA", "La")
-    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    rgb = np.array(image.convert("RGB"), dtype=np.uint8)  # writable: torch.from_numpy warns
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UnsupportedImage("image has no pixels")
     return PreparedImage(rgb=rgb, gray=gray, alpha=alpha)

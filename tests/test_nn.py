@@ -144,3 +144,31 @@ def test_tiny_model_trains(tmp_path) -> None:
     train(dataclasses.replace(opts, steps=70))  # resumes from step 60
     state = torch.load(run / "state.pt", weights_only=True)
     assert state["step"] == 70
+
+
+def test_tile_coding_is_bit_exact_across_thread_counts() -> None:
+    """Encode with 2 threads, decode with 1: the same tokens and pixels come back."""
+    from lqz.nn.coding import decode_indices, decode_tile, encode_indices, encode_tile
+
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, size=(37, 50, 3), dtype=np.uint8)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+        from lqz.nn.coding import pad_to_stride
+
+        indices = model.tokenizer.encode(pad_to_stride(x, TINY.stride), 3)[0]
+        data = encode_indices(model, indices)
+        tile = encode_tile(model, pixels, 3)
+        torch.set_num_threads(1)
+        assert encode_tile(model, pixels, 3) == tile
+        decoded = decode_indices(model, data, 3, *indices.shape[1:])
+        assert torch.equal(decoded, indices)
+        image = decode_tile(model, tile, 3, 37, 50)
+        torch.set_num_threads(2)
+        assert np.array_equal(image, decode_tile(model, tile, 3, 37, 50))
+        assert image.shape == (37, 50, 3) and image.dtype == np.uint8
+    finally:
+        torch.set_num_threads(threads)

@@ -118,7 +118,9 @@ def train(opts: TrainOptions) -> None:
     t0 = time.perf_counter()
     images = [load_rgb(p) for p in paths]
     print(f"loaded {len(images)} images in {time.perf_counter() - t0:.0f} s", flush=True)
-    val = validation_crops(images[-opts.holdout :], 256)
+    held_out = images[-opts.holdout :]
+    val_size = min(256, min(min(im.shape[:2]) for im in held_out)) // 16 * 16
+    val = validation_crops(held_out, val_size)
     sampler = CropSampler(images[: -opts.holdout], opts.crop)
 
     saved = run.load()

@@ -1,0 +1,179 @@
+"""The Python API: ``lqz.encode``, ``lqz.decode``, ``lqz.QUALITIES``.
+
+The model is the shipped one when it exists, else a tiny random one; nothing here depends on
+its quality.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lqz
+from lqz import LqzError
+from lqz.models import MODELS_DIR
+
+SHIPPED = MODELS_DIR / "lqz-mse.safetensors"
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
+        return SHIPPED
+    import torch
+
+    from lqz.nn.config import ModelConfig
+    from lqz.nn.model import LqzModel
+    from lqz.nn.weights import save_weights
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_weights(LqzModel(config).eval(), path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
+    from lqz import api
+
+    monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
+    api._load.cache_clear()
+    yield weights
+    api._load.cache_clear()
+
+
+def picture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    planes = [x * 255 / max(width - 1, 1), y * 255 / max(height - 1, 1), (x * 5 + y) % 256]
+    image = np.stack(planes, axis=-1) + rng.normal(0, 8, (height, width, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_qualities() -> None:
+    levels = lqz.QUALITIES
+    assert isinstance(levels, tuple) and len(levels) >= 1
+    assert list(levels) == list(range(1, len(levels) + 1))
+
+
+def test_round_trip_pil() -> None:
+    image = Image.fromarray(picture(37, 21))
+    data = lqz.encode(image)
+    assert isinstance(data, bytes)
+    back = lqz.decode(data)
+    assert isinstance(back, Image.Image)
+    assert back.size == (37, 21) and back.mode == "RGB"
+
+
+def test_deterministic() -> None:
+    image = Image.fromarray(picture(29, 18))
+    data = lqz.encode(image, quality=lqz.QUALITIES[0])
+    assert lqz.encode(image, quality=lqz.QUALITIES[0]) == data
+    first, second = np.asarray(lqz.decode(data)), np.asarray(lqz.decode(data))
+    assert np.array_equal(first, second)
+
+
+def test_numpy_inputs() -> None:
+    rgb = picture(15, 10)
+    assert lqz.encode(rgb) == lqz.encode(Image.fromarray(rgb))
+    assert lqz.decode(lqz.encode(rgb[:, :, 0])).mode == "L"
+    assert lqz.decode(lqz.encode(rgb[:, :, :1])).mode == "L"
+    alpha = picture(15, 10, seed=3)[:, :, 1]
+    back = lqz.decode(lqz.encode(np.dstack([rgb, alpha])))
+    assert back.mode == "RGBA"
+    assert np.array_equal(np.asarray(back)[:, :, 3], alpha)
+
+
+def test_levels_grow() -> None:
+    image = picture(32, 32)
+    sizes = [len(lqz.encode(image, quality=q)) for q in lqz.QUALITIES]
+    assert sizes == sorted(sizes)
+
+
+def test_bpp_target() -> None:
+    image = picture(32, 24)
+    pixels = 32 * 24
+    rates = {q: 8 * len(lqz.encode(image, quality=q)) / pixels for q in lqz.QUALITIES}
+    for level, rate in rates.items():
+        data = lqz.encode(image, bpp=rate)
+        assert 8 * len(data) / pixels <= rate
+        assert data == lqz.encode(image, quality=max(q for q in rates if rates[q] <= rate))
+        assert level <= max(q for q in rates if rates[q] <= rate)
+    smallest = lqz.encode(image, bpp=1e-6)  # unreachable: the lowest level
+    assert smallest == lqz.encode(image, quality=lqz.QUALITIES[0])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"quality": 0},
+        {"quality": 10_000},
+        {"quality": -1},
+        {"quality": 1.5},
+        {"quality": "2"},
+        {"quality": 2.0},
+        {"quality": True},
+        {"bpp": 0},
+        {"bpp": -0.5},
+        {"bpp": float("nan")},
+        {"bpp": "0.5"},
+        {"quality": 1, "bpp": 1.0},
+    ],
+)
+def test_invalid_settings(settings: dict) -> None:
+    with pytest.raises(LqzError):
+        lqz.encode(picture(8, 8), **settings)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((4, 4), dtype=np.float32),
+        np.zeros((4, 4, 2), dtype=np.uint8),
+        np.zeros((0, 4, 3), dtype=np.uint8),
+        np.zeros((1, 65536), dtype=np.uint8),
+        "not an image",
+    ],
+    ids=["float", "two-channels", "empty", "too-wide", "string"],
+)
+def test_invalid_images(image: object) -> None:
+    with pytest.raises(LqzError):
+        lqz.encode(image)  # type: ignore[arg-type]
+
+
+def test_16bit_warns() -> None:
+    deep = Image.fromarray(picture(9, 9)[:, :, 0].astype(np.uint16) * 257)
+    with pytest.warns(UserWarning, match="16-bit"):
+        data = lqz.encode(deep)
+    assert lqz.decode(data).mode == "L"
+
+
+def test_no_warning_for_plain_images() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lqz.decode(lqz.encode(picture(9, 9)))
+
+
+@pytest.mark.parametrize("cut", [0, 4, 10, -1])
+def test_invalid_data(cut: int) -> None:
+    data = lqz.encode(picture(12, 12))
+    with pytest.raises(LqzError):
+        lqz.decode(data[:cut])
+    with pytest.raises(LqzError):
+        lqz.decode(b"garbage" + data)
+
+
+def test_model_loaded_once() -> None:
+    from lqz import api
+
+    assert api.loaded_model() is api.loaded_model()
+    lqz.encode(picture(4, 4))
+    assert api._load.cache_info().misses == 1

@@ -1,0 +1,641 @@
+"""The ``lqz`` command line, driven through click's CliRunner and as a real process.
+
+The model is the shipped one when it exists, else a tiny random one: the tests check shapes,
+modes, exact alpha, file handling and exit codes, never image quality.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+import lqz
+from lqz.cli.main import cli
+from lqz.models import MODELS_DIR
+
+SHIPPED = MODELS_DIR / "lqz-mse.safetensors"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers
+
+
+def tiny_weights(path: Path, seed: int = 0) -> Path:
+    """A tiny random model saved as weights (stands in for the shipped one)."""
+    import torch
+
+    from lqz.nn.config import ModelConfig
+    from lqz.nn.model import LqzModel
+    from lqz.nn.weights import save_weights
+
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
+    )
+    save_weights(LqzModel(config).eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
+        return SHIPPED
+    return tiny_weights(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(autouse=True)
+def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the API at the test model (and forget any other model loaded before)."""
+    from lqz import api
+
+    monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
+    api._load.cache_clear()
+    yield weights
+    api._load.cache_clear()
+
+
+def run(*args: object, input: bytes | None = None) -> Result:
+    """``lqz ARGS`` in-process."""
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def failed(result: Result, code: int, *fragments: str) -> Result:
+    """Exit ``code``, and the failure told as ``lqz: error: ...`` lines without a traceback."""
+    assert result.exit_code == code, (result.exit_code, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lqz: error: ")]
+    assert errors, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return result
+
+
+def picture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A deterministic uint8 RGB test picture: gradients and a little noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    planes = [x * 255 / max(width - 1, 1), y * 255 / max(height - 1, 1), (x * 7 + y * 3) % 256]
+    image = np.stack(planes, axis=-1) + rng.normal(0, 8, (height, width, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def save(path: Path, image: Image.Image | np.ndarray, **options: object) -> Path:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image.save(path, **options)
+    return path
+
+
+def header(path: Path):
+    from lqz import format as fmt
+
+    return fmt.read_header(path.read_bytes())
+
+
+def no_leftovers(folder: Path) -> None:
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".part"]
+
+
+def png16(pixels: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (Pillow cannot write one)."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return save(tmp_path / "photo.png", picture(40, 24))
+
+
+@pytest.fixture
+def coded(photo: Path) -> Path:
+    ok(run("encode", photo, "--quiet"))
+    return photo.with_suffix(".lqz")
+
+
+# ---------------------------------------------------------------------------------------------
+# Help and start-up
+
+
+@pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"]])
+def test_help_with_examples(command: list[str]) -> None:
+    result = ok(run(*command, "--help"))
+    assert "Examples:" in result.stdout
+    assert "Usage: lqz" in result.stdout
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from lqz.cli.main import main\n"
+        "sys.argv = ['lqz', 'encode', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = {'torch', 'PIL', 'numpy', 'tqdm'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_no_arguments_shows_help() -> None:
+    assert "Commands:" in ok(run()).stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips
+
+
+def test_encode_decode_default_names(photo: Path) -> None:
+    result = ok(run("encode", photo))
+    coded = photo.with_suffix(".lqz")
+    assert coded.exists()
+    assert "bpp" in result.stderr and "photo.lqz" in result.stderr
+    assert header(coded).width == 40 and header(coded).height == 24
+    photo.rename(photo.with_name("original.png"))
+    ok(run("decode", coded))
+    with Image.open(photo) as back:
+        assert back.size == (40, 24) and back.mode == "RGB"
+    no_leftovers(photo.parent)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (13, 17), (17, 13), (1, 40), (1030, 3)])
+def test_odd_sizes(tmp_path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    source = save(tmp_path / "odd.png", picture(width, height))
+    ok(run("encode", source, "-o", tmp_path / "odd.lqz"))
+    ok(run("decode", tmp_path / "odd.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.size == size and back.mode == "RGB"
+    facts = json.loads(ok(run("info", tmp_path / "odd.lqz", "--json")).stdout)
+    tile = facts["tile_size"]
+    assert facts["tiles"] == -(-width // tile) * -(-height // tile)
+
+
+def test_gray_stays_gray(tmp_path: Path) -> None:
+    gray = Image.fromarray(picture(21, 11)[:, :, 0], "L")
+    ok(run("encode", save(tmp_path / "g.png", gray)))
+    assert header(tmp_path / "g.lqz").channels == 1
+    ok(run("decode", tmp_path / "g.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "L" and back.size == (21, 11)
+
+
+def test_gray_alpha_exact(tmp_path: Path) -> None:
+    pixels = picture(19, 9)
+    gray = Image.merge("LA", [Image.fromarray(pixels[:, :, 0]), Image.fromarray(pixels[:, :, 1])])
+    ok(run("encode", save(tmp_path / "ga.png", gray)))
+    ok(run("decode", tmp_path / "ga.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "LA"
+        assert np.array_equal(np.asarray(back.getchannel("A")), pixels[:, :, 1])
+
+
+def test_rgba_alpha_exact(tmp_path: Path) -> None:
+    rgb = picture(33, 20)
+    alpha = picture(33, 20, seed=1)[:, :, 2]
+    rgba = np.dstack([rgb, alpha])
+    ok(run("encode", save(tmp_path / "a.png", rgba)))
+    assert header(tmp_path / "a.lqz").has_alpha
+    ok(run("decode", tmp_path / "a.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "RGBA"
+        assert np.array_equal(np.asarray(back)[:, :, 3], alpha)
+
+
+def test_opaque_alpha_is_dropped(tmp_path: Path) -> None:
+    rgba = np.dstack([picture(10, 10), np.full((10, 10), 255, np.uint8)])
+    ok(run("encode", save(tmp_path / "o.png", rgba)))
+    assert not header(tmp_path / "o.lqz").has_alpha
+
+
+def test_palette(tmp_path: Path) -> None:
+    pal = Image.fromarray(picture(25, 14)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    ok(run("encode", save(tmp_path / "p.png", pal)))
+    ok(run("decode", tmp_path / "p.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "RGB" and back.size == (25, 14)
+
+
+def test_palette_transparency_exact(tmp_path: Path) -> None:
+    pal = Image.fromarray(picture(25, 14)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    source = save(tmp_path / "pt.png", pal, transparency=3)
+    with Image.open(source) as reread:
+        expected = np.asarray(reread.convert("RGBA").getchannel("A"))
+    assert (expected == 0).any()
+    ok(run("encode", source))
+    ok(run("decode", tmp_path / "pt.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "RGBA"
+        assert np.array_equal(np.asarray(back.getchannel("A")), expected)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "TIFF"])
+def test_cmyk(tmp_path: Path, kind: str) -> None:
+    cmyk = Image.fromarray(picture(18, 12)).convert("CMYK")
+    source = save(tmp_path / f"c.{kind.lower()}", cmyk, format=kind)
+    ok(run("encode", source))
+    ok(run("decode", tmp_path / "c.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "RGB" and back.size == (18, 12)
+
+
+def test_16bit_gray_warns(tmp_path: Path) -> None:
+    deep = (picture(16, 9)[:, :, 0].astype(np.uint16) * 257).astype(np.uint16)
+    source = save(tmp_path / "d.png", Image.fromarray(deep))
+    with Image.open(source) as reread:
+        assert reread.mode.startswith("I")
+    result = ok(run("encode", source))
+    assert "lqz: warning:" in result.stderr and "16-bit" in result.stderr
+    ok(run("decode", tmp_path / "d.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "L"
+
+
+def test_16bit_rgb_warns(tmp_path: Path) -> None:
+    source = tmp_path / "d.png"
+    source.write_bytes(png16(picture(12, 7).astype(np.uint16) * 257))
+    result = ok(run("encode", source))
+    assert "16-bit" in result.stderr
+    assert result.stderr.count("16-bit") == 1
+    ok(run("decode", tmp_path / "d.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.mode == "RGB" and back.size == (12, 7)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_exif_orientation_applied(tmp_path: Path, kind: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    source = save(tmp_path / f"r.{kind.lower()}", picture(20, 10), format=kind, exif=exif)
+    ok(run("encode", source))
+    assert (header(tmp_path / "r.lqz").width, header(tmp_path / "r.lqz").height) == (10, 20)
+    ok(run("decode", tmp_path / "r.lqz", "-o", tmp_path / "back.png"))
+    with Image.open(tmp_path / "back.png") as back:
+        assert back.size == (10, 20)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pnm"])
+def test_decode_lossless_formats(coded: Path, suffix: str) -> None:
+    reference = coded.with_name("ref.png")
+    ok(run("decode", coded, "-o", reference))
+    out = coded.with_name("out" + suffix)
+    ok(run("decode", coded, "-o", out))
+    with Image.open(out) as back, Image.open(reference) as ref:
+        assert np.array_equal(np.asarray(back.convert("RGB")), np.asarray(ref))
+
+
+def test_decode_gray_to_pgm(tmp_path: Path) -> None:
+    ok(run("encode", save(tmp_path / "g.png", Image.fromarray(picture(9, 5)[:, :, 1], "L"))))
+    ok(run("decode", tmp_path / "g.lqz", "-o", tmp_path / "g.pgm"))
+    with Image.open(tmp_path / "g.pgm") as back:
+        assert back.mode == "L"
+
+
+# ---------------------------------------------------------------------------------------------
+# stdin / stdout, batches
+
+
+def test_stdin_stdout(photo: Path) -> None:
+    encoded = ok(run("encode", "-", input=photo.read_bytes())).stdout_bytes
+    assert encoded == ok(run("encode", photo, "-o", "-")).stdout_bytes
+    decoded = ok(run("decode", "-", input=encoded)).stdout_bytes
+    with Image.open(io.BytesIO(decoded)) as back:
+        assert back.format == "PNG" and back.size == (40, 24)
+    facts = json.loads(ok(run("info", "-", "--json", input=encoded)).stdout)
+    assert facts["bytes"] == len(encoded)
+
+
+def test_stdin_with_other_inputs_is_usage_error(photo: Path) -> None:
+    failed(run("encode", "-", photo), 1)
+
+
+def test_batch_folder_with_bad_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        save(src / f"im{i}.png", picture(12 + i, 8, seed=i))
+    (src / "broken.png").write_bytes(b"this is not a png")
+    (src / "notes.txt").write_text("ignored: not an image suffix")
+    result = failed(run("encode", src, "-o", tmp_path / "out"), 5, "broken.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.lqz", "im1.lqz"]
+    assert "encoded 2 files, 1 failed" in result.stderr and "mean" in result.stderr
+    no_leftovers(tmp_path)
+
+    result = failed(run("decode", tmp_path / "out", src / "broken.png", "-o", tmp_path / "back"), 5)
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["im0.png", "im1.png"]
+    assert "decoded 2 files, 1 failed" in result.stderr
+
+
+def test_batch_next_to_inputs_and_glob(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        save(tmp_path / f"{name}.png", picture(9, 9))
+    result = ok(run("encode", str(tmp_path / "*.png")))
+    assert "encoded 2 files" in result.stderr
+    assert (tmp_path / "a.lqz").exists() and (tmp_path / "b.lqz").exists()
+    failed(run("encode", str(tmp_path / "*.gif")), 2, "no files match")
+
+
+def test_batch_quiet(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        save(tmp_path / f"{name}.png", picture(9, 9))
+    result = ok(run("encode", tmp_path / "a.png", tmp_path / "b.png", "--quiet"))
+    assert result.stderr == "" and result.stdout == ""
+
+
+def test_batch_name_clash(tmp_path: Path) -> None:
+    save(tmp_path / "x.png", picture(9, 9))
+    save(tmp_path / "x.bmp", picture(9, 9, seed=2))
+    failed(run("encode", tmp_path / "x.bmp", tmp_path / "x.png"), 5, "also the output of")
+    assert header(tmp_path / "x.lqz").width == 9
+
+
+def test_batch_output_must_be_folder(tmp_path: Path, photo: Path) -> None:
+    other = save(tmp_path / "other.png", picture(5, 5))
+    failed(run("encode", photo, other, "-o", "-"), 1)
+    (tmp_path / "file").write_text("x")
+    failed(run("encode", photo, other, "-o", tmp_path / "file"), 4)
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    failed(run("decode", tmp_path / "empty"), 2, "no input files")
+
+
+# ---------------------------------------------------------------------------------------------
+# --force and safe writing
+
+
+def test_existing_output_untouched_without_force(photo: Path) -> None:
+    target = photo.with_suffix(".lqz")
+    target.write_bytes(b"precious")
+    failed(run("encode", photo), 4, "already exists", "--force")
+    assert target.read_bytes() == b"precious"
+    ok(run("encode", photo, "--force"))
+    assert target.read_bytes() != b"precious"
+    no_leftovers(photo.parent)
+
+
+def test_decode_existing_output_untouched(coded: Path) -> None:
+    target = coded.with_name("out.png")
+    target.write_bytes(b"precious")
+    failed(run("decode", coded, "-o", target), 4)
+    assert target.read_bytes() == b"precious"
+    ok(run("decode", coded, "-o", target, "-f"))
+    assert target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_interrupt_leaves_nothing_behind(photo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = photo.with_suffix(".lqz")
+    target.write_bytes(b"precious")
+
+    def interrupt(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lqz.cli.common.os.fsync", interrupt)
+    failed(run("encode", photo, "--force"), 130, "interrupted")
+    assert target.read_bytes() == b"precious"
+    no_leftovers(photo.parent)
+
+
+def test_unwritable_destination(tmp_path: Path, photo: Path) -> None:
+    failed(run("encode", photo, "-o", tmp_path / "missing" / "x.lqz"), 4, "does not exist")
+    (tmp_path / "plain").write_text("x")
+    failed(run("encode", photo, "-o", tmp_path / "plain" / "x.lqz"), 4)
+    no_leftovers(tmp_path)
+
+
+def test_output_is_input(coded: Path) -> None:
+    failed(run("decode", coded, "-o", coded, "--force"), 4, "overwrite the input")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs and options
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    failed(run("encode", tmp_path / "nope.png"), 2, "no such file")
+    failed(run("decode", tmp_path / "nope.lqz"), 2, "no such file")
+    failed(run("info", tmp_path / "nope.lqz"), 2, "no such file")
+
+
+def test_not_an_image(tmp_path: Path, coded: Path) -> None:
+    (tmp_path / "text.png").write_text("hello")
+    failed(run("encode", tmp_path / "text.png"), 2, "not an image")
+    failed(run("encode", coded, "-o", tmp_path / "x.lqz"), 2, "lqz decode")
+    assert not (tmp_path / "x.lqz").exists()
+
+
+def test_truncated_image(tmp_path: Path, photo: Path) -> None:
+    data = photo.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    failed(run("encode", tmp_path / "cut.png"), 2)
+    assert not (tmp_path / "cut.lqz").exists()
+
+
+def test_not_an_lqz(tmp_path: Path, photo: Path) -> None:
+    failed(run("decode", photo, "-o", tmp_path / "x.png"), 3)
+    failed(run("decode", photo), 3, "not an .lqz")  # default output photo.png.png, not the input
+    (tmp_path / "empty.lqz").write_bytes(b"")
+    failed(run("decode", tmp_path / "empty.lqz"), 3)
+    failed(run("info", tmp_path / "empty.lqz"), 3)
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "empty.png").exists()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_lqz(coded: Path, keep: float) -> None:
+    data = coded.read_bytes()
+    coded.write_bytes(data[: int(len(data) * keep)])
+    failed(run("decode", coded, "-o", coded.with_name("out.png")), 3)
+    failed(run("info", coded), 3)
+    assert not coded.with_name("out.png").exists()
+    no_leftovers(coded.parent)
+
+
+def test_corrupt_lqz(coded: Path) -> None:
+    data = bytearray(coded.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    coded.write_bytes(bytes(data))
+    failed(run("decode", coded, "-o", coded.with_name("out.png")), 3)
+    assert not coded.with_name("out.png").exists()
+
+
+def test_other_model(coded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lqz import api
+
+    monkeypatch.setenv("LQZ_WEIGHTS", str(tiny_weights(tmp_path / "other.safetensors", seed=7)))
+    api._load.cache_clear()
+    failed(run("decode", coded, "-o", coded.with_name("out.png")), 3)
+    facts = json.loads(ok(run("info", coded, "--json")).stdout)  # info needs no model
+    assert facts["model"] == header(coded).model_id.hex()
+
+
+def test_missing_model(photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lqz import api
+
+    monkeypatch.setenv("LQZ_WEIGHTS", str(tmp_path / "none.safetensors"))
+    api._load.cache_clear()
+    failed(run("encode", photo), 1, "none.safetensors")
+
+
+def test_lossy_output_refused(coded: Path) -> None:
+    for name in ("out.jpg", "out.JPEG", "out.gif", "out.xyz"):
+        failed(run("decode", coded, "-o", coded.with_name(name)), 1, ".png")
+        assert not coded.with_name(name).exists()
+
+
+def test_outputs_that_would_lose_data_refused(tmp_path: Path) -> None:
+    rgba = np.dstack([picture(6, 6), picture(6, 6)[:, :, 0]])
+    ok(run("encode", save(tmp_path / "a.png", rgba)))
+    failed(run("decode", tmp_path / "a.lqz", "-o", tmp_path / "a.bmp"), 1, "alpha")
+    failed(run("decode", tmp_path / "a.lqz", "-o", tmp_path / "a.ppm"), 1, "alpha")
+    ok(run("encode", save(tmp_path / "c.png", picture(6, 6))))
+    failed(run("decode", tmp_path / "c.lqz", "-o", tmp_path / "c.pgm"), 1, "gray")
+    assert not list(tmp_path.glob("*.bmp")) + list(tmp_path.glob("*.p?m"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-q", "0"],
+        ["-q", "99"],
+        ["-q", "x"],
+        ["--bpp", "0"],
+        ["--bpp", "-1"],
+        ["--bpp", "abc"],
+        ["-q", "1", "--bpp", "1"],
+        ["--threads", "0"],
+        ["--bogus"],
+    ],
+)
+def test_bad_options(photo: Path, options: list[str]) -> None:
+    failed(run("encode", photo, *options), 1)
+    assert not photo.with_suffix(".lqz").exists()
+
+
+def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = save(tmp_path / "big.png", picture(30, 30))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 900 pixels: warning level
+    failed(run("encode", source), 2, "decompression bomb")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # over twice the limit: Pillow's error
+    failed(run("encode", source), 2, "decompression bomb")
+
+
+def test_too_wide(tmp_path: Path) -> None:
+    source = save(tmp_path / "wide.png", Image.new("L", (65536, 1)))
+    failed(run("encode", source), 2, "65535")
+
+
+def test_debug_shows_traceback(coded: Path) -> None:
+    coded.write_bytes(coded.read_bytes()[:10])
+    result = run("decode", coded, "-o", coded.with_name("out.png"), "--debug")
+    assert result.exit_code == 3 and "Traceback" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate targets, levels, threads
+
+
+def test_bpp_target(tmp_path: Path) -> None:
+    source = save(tmp_path / "t.png", picture(48, 32))
+    pixels = 48 * 32
+    rates = {}
+    for level in lqz.QUALITIES:
+        out = tmp_path / f"q{level}.lqz"
+        ok(run("encode", source, "-q", level, "-o", out))
+        assert header(out).quality == level
+        rates[level] = 8 * out.stat().st_size / pixels
+    levels = sorted(rates)
+    assert all(rates[a] <= rates[b] for a, b in zip(levels, levels[1:], strict=False))
+    for level in levels:
+        target = rates[level] + 1e-9
+        out = tmp_path / f"t{level}.lqz"
+        result = ok(run("encode", source, "--bpp", target, "-o", out))
+        reached = 8 * out.stat().st_size / pixels
+        assert reached <= target
+        assert header(out).quality == max(q for q in levels if rates[q] <= target)
+        assert f"{reached:.4f} bpp" in result.stderr and "target" in result.stderr
+
+
+def test_bpp_target_unreachable(tmp_path: Path) -> None:
+    source = save(tmp_path / "t.png", picture(16, 16))
+    result = ok(run("encode", source, "--bpp", "0.0001"))
+    assert "lqz: warning:" in result.stderr and "smallest" in result.stderr
+    assert header(tmp_path / "t.lqz").quality == min(lqz.QUALITIES)
+
+
+def test_threads(photo: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        ok(run("encode", photo, "--threads", "1"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_info(coded: Path) -> None:
+    text = ok(run("info", coded)).stdout
+    for key in ("format", "model", "level", "size", "bytes", "bpp", "tiles", "40x24"):
+        assert key in text
+    facts = json.loads(ok(run("info", coded, "--json")).stdout)
+    assert facts["bytes"] == coded.stat().st_size
+    assert (facts["width"], facts["height"]) == (40, 24)
+    assert facts["bpp"] == pytest.approx(8 * facts["bytes"] / (40 * 24))
+    assert facts["level"] in lqz.QUALITIES and facts["tiles"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# A real process
+
+
+def test_real_process(photo: Path, model: Path) -> None:
+    env = {**os.environ, "LQZ_WEIGHTS": str(model)}
+    lqz_cmd = [sys.executable, "-m", "lqz"]
+    done = subprocess.run(
+        [*lqz_cmd, "encode", "-", "-o", "-"],
+        input=photo.read_bytes(),
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Warning" not in done.stderr.decode()  # no library chatter for users
+    assert done.stdout == ok(run("encode", photo, "-o", "-")).stdout_bytes
+    missing = subprocess.run(
+        [*lqz_cmd, "decode", str(photo.with_name("missing.lqz"))],
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.decode().startswith("lqz: error: ")
+    assert "Traceback" not in missing.stderr.decode()
