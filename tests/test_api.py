@@ -101,14 +101,14 @@ def test_levels_grow() -> None:
 def test_bpp_target() -> None:
     image = picture(32, 24)
     pixels = 32 * 24
-    rates = {q: 8 * len(lqz.encode(image, quality=q)) / pixels for q in lqz.QUALITIES}
-    for level, rate in rates.items():
-        data = lqz.encode(image, bpp=rate)
-        assert 8 * len(data) / pixels <= rate
-        assert data == lqz.encode(image, quality=max(q for q in rates if rates[q] <= rate))
-        assert level <= max(q for q in rates if rates[q] <= rate)
-    smallest = lqz.encode(image, bpp=1e-6)  # unreachable: the lowest level
-    assert smallest == lqz.encode(image, quality=lqz.QUALITIES[0])
+    coded = {q: lqz.encode(image, quality=q) for q in lqz.QUALITIES}
+    rates = {q: 8 * len(data) / pixels for q, data in coded.items()}
+    levels = sorted(rates)
+    for level in {levels[0], levels[len(levels) // 2], levels[-1]}:
+        data = lqz.encode(image, bpp=rates[level])
+        assert 8 * len(data) / pixels <= rates[level]
+        assert data == coded[max(q for q in levels if rates[q] <= rates[level])]
+    assert lqz.encode(image, bpp=1e-6) == coded[levels[0]]  # unreachable: the lowest level
 
 
 @pytest.mark.parametrize(

@@ -574,7 +574,7 @@ def test_bpp_target(tmp_path: Path) -> None:
         rates[level] = 8 * out.stat().st_size / pixels
     levels = sorted(rates)
     assert all(rates[a] <= rates[b] for a, b in zip(levels, levels[1:], strict=False))
-    for level in levels:
+    for level in {levels[len(levels) // 2], levels[-1]}:
         target = rates[level] + 1e-9
         out = tmp_path / f"t{level}.lqz"
         result = ok(run("encode", source, "--bpp", target, "-o", out))

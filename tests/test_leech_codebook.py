@@ -383,10 +383,6 @@ def test_codeword_to_index_accepts_integral_floats() -> None:
     assert leech.codeword_to_index(np.round(unit * np.sqrt(32))).tolist() == [0, 5_000, 150_000]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: codeword_to_index truncates floats with astype(int64), so (4.5, 4, 0^22) -> 0",
-)
 def test_codeword_to_index_rejects_non_integers() -> None:
     v = np.zeros(24)
     v[0], v[1] = 4.5, 4.0

@@ -178,22 +178,7 @@ def _tie_families(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return fam
 
 
-TIE_BUG_FAMILIES = {
-    "(2^8, 0^16) random support",
-    "(2^k, 0) any k",
-    "octad, equal magnitudes, odd signs",
-}
 FAMILIES = list(_tie_families(np.random.default_rng(0)))
-
-#: Families where the best codewords include shape-B ones with an odd number of negative
-#: entries of x on the octad and a tie for the smallest |x_i| there (zeros count): the kernel
-#: flips the first minimal coordinate, not the one that gives the smallest index.
-PARITY_TIE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG (tie rule only, scores are right): shape B, odd parity, tied minimal |x_i| on "
-    "the octad: search.py flips the first minimal coordinate; flipping the 8th support "
-    "coordinate (no sign bit) or a negative one gives a smaller index",
-)
 
 
 def _family(name: str) -> np.ndarray:
@@ -206,10 +191,7 @@ def test_equal_magnitudes_scores(brute, family) -> None:
     brute.assert_nearest(x, q(x), rtol=0)  # integer inputs: exact scores
 
 
-@pytest.mark.parametrize(
-    "family",
-    [pytest.param(f, marks=PARITY_TIE_BUG) if f in TIE_BUG_FAMILIES else f for f in FAMILIES],
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_equal_magnitudes_tie_rule(brute, family) -> None:
     """Ties go to the smallest canonical index (quantize's docstring)."""
     x = _family(family)
@@ -217,11 +199,10 @@ def test_equal_magnitudes_tie_rule(brute, family) -> None:
     np.testing.assert_array_equal(q(x), smallest)
 
 
-@PARITY_TIE_BUG
 def test_parity_tie_minimal_example(brute) -> None:
-    """The bug above on its smallest input: octad 0 of the canonical order, all |x| = 1, the
+    """Odd-parity octad ties on the smallest input: octad 0 of the canonical order, all |x| = 1, the
     only minus sign on the 8th support coordinate; 8 shape-B codewords tie at score 12 and the
-    smallest is 1104 (all +2); quantize returns 1105."""
+    smallest is 1104 (all +2), which quantize must return."""
     from lqz.leech.shell import tables
 
     x = np.zeros(24)
@@ -275,11 +256,6 @@ def test_huge_and_tiny_magnitudes(brute, rng) -> None:
     brute.assert_nearest(spike, q(spike))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: scores overflow inside the kernel for finite entries near float64 max "
-    "(~1e307): most indices are wrong; rescaling rows by a power of two before the search fixes it",
-)
 def test_magnitudes_near_float_max(brute, rng) -> None:
     x = rng.standard_normal((200, 24))
     big = np.ldexp(x, 1020)

@@ -119,15 +119,29 @@ def _nearest_one(
         if 2.0 * total < best:
             continue
         negatives = 0
-        argmin = 0
+        smallest = u[octads[o, 0]]
         for k in range(8):
             if x[octads[o, k]] < 0:
                 negatives += 1
-            if u[octads[o, k]] < u[octads[o, argmin]]:
-                argmin = k
+            smallest = min(smallest, u[octads[o, k]])
         score = 2.0 * total
+        argmin = 0
         if negatives & 1:
-            score -= 4.0 * u[octads[o, argmin]]
+            score -= 4.0 * smallest
+            # Among tied smallest entries flip the one giving the smallest index: the highest
+            # negative among the 7 sign-bit coordinates, else the 8th, else the lowest one.
+            argmin = -1
+            for k in range(6, -1, -1):
+                if u[octads[o, k]] == smallest and x[octads[o, k]] < 0:
+                    argmin = k
+                    break
+            if argmin < 0 and u[octads[o, 7]] == smallest:
+                argmin = 7
+            if argmin < 0:
+                for k in range(7):
+                    if u[octads[o, k]] == smallest:
+                        argmin = k
+                        break
         if score < best:
             continue
         sign_bits = 0
@@ -224,7 +238,10 @@ def nearest_indices(x: np.ndarray, threads: int | None = None) -> np.ndarray:
         raise ValueError(f"expected a trailing dimension of {DIM}, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("cannot quantize non-finite values")
-    flat = np.ascontiguousarray(x.reshape(-1, DIM))
+    flat = x.reshape(-1, DIM)
+    # Scale rows by powers of two (exact) so that no score can overflow near float64's maximum.
+    _, exponent = np.frexp(np.abs(flat).max(axis=1, initial=0.0))
+    flat = np.ascontiguousarray(np.ldexp(flat, -exponent[:, None]))
     if threads is not None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     out = _nearest_batch(flat, *_kernel_tables())

@@ -128,7 +128,8 @@ def codeword_to_index(vectors: np.ndarray) -> np.ndarray:
     if v.shape[-1:] != (DIM,):
         raise ValueError(f"expected a trailing dimension of {DIM}, got shape {v.shape}")
     batch_shape = v.shape[:-1]
-    v = v.reshape(-1, DIM).astype(np.int64)
+    original = v.reshape(-1, DIM)
+    v = original.astype(np.int64)
     t = tables()
     out = np.full(len(v), -1, dtype=np.int64)
     nonzero = v != 0
@@ -158,7 +159,7 @@ def codeword_to_index(vectors: np.ndarray) -> np.ndarray:
         slot = np.clip(np.searchsorted(t.golay_masks_sorted, _masks(minus)), 0, NUM_GOLAY - 1)
         out[rows] = OFFSET_C + t.golay_mask_order[slot] * DIM + position
 
-    valid = out >= 0
+    valid = (out >= 0) & (v == original).all(axis=1)
     valid[valid] = (integer_codebook()[out[valid]] == v[valid]).all(axis=1)
     if not valid.all():
         raise ValueError(
