@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..api import DEFAULT_WEIGHTS as SHIPPED
 from ..nn.config import ModelConfig
 from .loop import TrainOptions, train
 from .state import DEFAULT_ROOT
@@ -30,7 +31,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
     parser.add_argument("--validate-seconds", type=float, default=600.0)
-    parser.add_argument("--init-weights", type=Path, default=None, help="shipped safetensors")
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        default=SHIPPED if SHIPPED.exists() else None,
+        help="weights to start from when the run has no state (default: the shipped model; "
+        "their config then overrides --channels/--kernel)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="start from random weights")
     args = parser.parse_args(argv)
     config = ModelConfig(channels=args.channels, kernel=args.kernel)
     train(
@@ -48,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             validate_seconds=args.validate_seconds,
             threads=args.threads,
             device=args.device,
-            init_weights=args.init_weights,
+            init_weights=None if args.fresh else args.init_weights,
         )
     )
 

@@ -125,6 +125,11 @@ def train(opts: TrainOptions) -> None:
 
     saved = run.load()
     config = ModelConfig.from_json(saved["config"]) if saved else opts.config
+    init_state = None
+    if not saved and opts.init_weights:
+        from ..nn.weights import read_weights
+
+        config, init_state = read_weights(opts.init_weights)  # the weights decide the config
     model = LqzModel(config).to(device)
     optimizer = torch.optim.Adam(model.tokenizer.parameters(), lr=opts.lr)
     prior_optimizer = torch.optim.Adam(model.prior.parameters(), lr=opts.prior_lr)
@@ -142,14 +147,9 @@ def train(opts: TrainOptions) -> None:
         step, elapsed = saved["step"], saved["elapsed"]
         sampler.rng = np.random.default_rng(step)
         print(f"resumed {run.latest} at step {step} ({elapsed / 3600:.2f} h)", flush=True)
-    elif opts.init_weights:
-        from ..nn.weights import read_weights
-
-        saved_config, state = read_weights(opts.init_weights)
-        if saved_config != config:
-            raise SystemExit(f"{opts.init_weights} has config {saved_config}, not {config}")
-        model.load_state_dict(state)
-        print(f"initialised from {opts.init_weights}", flush=True)
+    elif init_state is not None:
+        model.load_state_dict(init_state)
+        print(f"initialised from {opts.init_weights} ({config})", flush=True)
 
     stop = {"flag": False}
 
