@@ -10,8 +10,10 @@ import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
+import PIL
 from PIL import Image, features
 
 from . import EvalError
@@ -43,6 +45,11 @@ class Codec:
     def set_threads(self, threads: int) -> None:
         """Limit the codec's own worker threads, where its library allows it."""
 
+    def identity(self) -> str:
+        """What produces the files (library and model versions): results measured under
+        another identity are stale and measured again."""
+        return self.name
+
 
 @dataclass
 class PillowCodec(Codec):
@@ -58,6 +65,7 @@ class PillowCodec(Codec):
     thread_option: str | None = None
     decode_threads: Callable[[int], None] | None = None
     threads: int = 1
+    library_version: Callable[[], str | None] = field(default=lambda: None)
 
     def unavailable(self) -> str | None:
         reason = self.setup()
@@ -68,6 +76,10 @@ class PillowCodec(Codec):
 
     def default_settings(self) -> tuple[int, ...]:
         return self.settings
+
+    def identity(self) -> str:
+        version = self.library_version()
+        return f"Pillow {PIL.__version__}" + (f", {version}" if version else "")
 
     def check_setting(self, setting: int) -> None:
         if not 0 <= setting <= 100:
@@ -99,6 +111,20 @@ def _pillow_feature(feature: str, package: str) -> Callable[[], str | None]:
         return None
 
     return check
+
+
+def _feature_version(feature: str) -> Callable[[], str | None]:
+    return lambda: f"{feature} {features.version(feature)}"
+
+
+def _distribution_version(dist: str) -> Callable[[], str | None]:
+    def version() -> str | None:
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            return None
+
+    return version
 
 
 def _heif_setup() -> str | None:
@@ -157,6 +183,15 @@ class LqzCodec(Codec):
         if setting not in levels:
             raise EvalError(f"lqz: quality {setting} is not one of lqz.QUALITIES {levels}")
 
+    def identity(self) -> str:
+        module = self._module()
+        version = getattr(module, "__version__", "?")
+        try:
+            model = importlib.import_module("lqz.api").loaded_model().model_id.hex()
+        except Exception:  # noqa: BLE001 - a stand-in lqz without a model: the version alone
+            return f"lqz {version}"
+        return f"lqz {version}, model {model}"
+
     def set_threads(self, threads: int) -> None:
         import torch
 
@@ -180,6 +215,7 @@ def classical_codecs() -> list[PillowCodec]:
             save_options={"subsampling": "4:2:0", "optimize": True},
             options="quality=Q, subsampling=4:2:0, optimize=True (Huffman), baseline",
             setup=_pillow_feature("jpg", "libjpeg"),
+            library_version=_feature_version("libjpeg_turbo"),
         ),
         PillowCodec(
             name="webp",
@@ -189,6 +225,7 @@ def classical_codecs() -> list[PillowCodec]:
             save_options={"method": 6, "lossless": False},
             options="quality=Q, method=6 (slowest, best), lossy, 4:2:0",
             setup=_pillow_feature("webp", "libwebp"),
+            library_version=_feature_version("webp"),
         ),
         PillowCodec(
             name="avif",
@@ -199,6 +236,7 @@ def classical_codecs() -> list[PillowCodec]:
             options="quality=Q, speed=6 (Pillow default), subsampling=4:2:0, codec=auto, "
             "max_threads=--threads",
             setup=_pillow_feature("avif", "libavif"),
+            library_version=_feature_version("avif"),
             thread_option="max_threads",
         ),
         PillowCodec(
@@ -210,6 +248,7 @@ def classical_codecs() -> list[PillowCodec]:
             options="quality=Q, chroma=420, libheif's x265 defaults (preset slow, tune ssim); "
             "x265 picks its own thread count; decode threads=--threads",
             setup=_heif_setup,
+            library_version=_distribution_version("pillow-heif"),
             decode_threads=_heif_decode_threads,
         ),
         PillowCodec(
@@ -221,6 +260,7 @@ def classical_codecs() -> list[PillowCodec]:
             options="quality=Q (libjxl distance from quality), effort=7, lossy (VarDCT), "
             "num_threads=--threads, decode threads=--threads",
             setup=_jxl_setup,
+            library_version=_distribution_version("pillow-jxl-plugin"),
             thread_option="num_threads",
             decode_threads=_jxl_decode_threads,
         ),

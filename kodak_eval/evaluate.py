@@ -46,10 +46,11 @@ def measure(codec: Codec, setting: int, image: TestImage) -> dict[str, Any]:
     }
 
 
-def summarize(setting: int, per_image: list[dict[str, Any]]) -> Entry:
+def summarize(setting: int, per_image: list[dict[str, Any]], codec_id: str = "") -> Entry:
     """One results.json entry: plain means over images of every per-image figure."""
     return {
         "setting": setting,
+        "codec_id": codec_id,
         **{key: fmean(row[key] for row in per_image) for key in METRIC_KEYS},
         "per_image": per_image,
     }
@@ -64,10 +65,12 @@ def plan(
     done: dict[str, list[Entry]],
     force: bool,
 ) -> list[tuple[Codec, int]]:
-    """The (codec, setting) pairs still to measure."""
+    """The (codec, setting) pairs still to measure: not in ``done``, or measured by another
+    version of the codec (other lqz weights, other library)."""
     todo = []
     for codec in codecs:
-        have = {entry["setting"] for entry in done.get(codec.name, [])}
+        identity = codec.identity()
+        have = {e["setting"] for e in done.get(codec.name, []) if e.get("codec_id") == identity}
         todo += [(codec, s) for s in settings[codec.name] if force or s not in have]
     return todo
 
@@ -83,6 +86,7 @@ def run(
         total=len(todo) * len(images), unit="img", disable=not progress, dynamic_ncols=True
     ) as bar:
         for codec, setting in todo:
+            identity = codec.identity()
             per_image = []
             for image in images:
                 bar.set_description(f"{codec.name} q={setting} {image.name}")
@@ -96,4 +100,4 @@ def run(
                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                     ) from exc
                 bar.update(1)
-            on_entry(codec.name, summarize(setting, per_image))
+            on_entry(codec.name, summarize(setting, per_image, identity))

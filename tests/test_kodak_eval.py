@@ -389,3 +389,29 @@ def test_published_anchors_are_shipped() -> None:
     assert {"vtm", "bpg_444_x265_ycbcr", "paper-elic2022_mse", "paper-l24sq-vit"} <= names
     assert all(len(a.bpp) == len(a.psnr) for a in anchors)
     assert math.isclose(next(a for a in anchors if a.name == "paper-l24sq-vit").bpp[0], 0.2747)
+
+
+def test_results_of_another_codec_version_are_measured_again(
+    images: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "o"
+    argv = ["--images", str(images), "--codecs", "jpeg", "--settings", "jpeg=30"]
+    argv += ["--out", str(out), "--no-progress"]
+    assert _run(argv, capsys)[0] == 0
+    path = out / "results.json"
+    results = json.loads(path.read_text())
+    (entry,) = results["codecs"]["jpeg"]
+    assert entry["codec_id"] == all_codecs()["jpeg"].identity()
+    assert entry["codec_id"].startswith("Pillow ")
+
+    marked = dict(entry, bpp=-1.0)  # a marker: survives only if the entry is (wrongly) kept
+    results["codecs"]["jpeg"] = [marked]
+    path.write_text(json.dumps(results))
+    assert _run(argv, capsys)[0] == 0
+    assert json.loads(path.read_text())["codecs"]["jpeg"][0]["bpp"] == -1.0  # same version: kept
+
+    results["codecs"]["jpeg"] = [dict(marked, codec_id="Pillow 0.0 (another build)")]
+    path.write_text(json.dumps(results))
+    assert _run(argv, capsys)[0] == 0
+    remeasured = json.loads(path.read_text())["codecs"]["jpeg"][0]
+    assert remeasured["bpp"] == entry["bpp"] and remeasured["codec_id"] == entry["codec_id"]
