@@ -1,11 +1,17 @@
 """Wall time of ``lqz encode`` / ``lqz decode`` on one image, as a user sees it (new process:
-start-up, imports and model load included) and as a library call (model already loaded).
+start-up, imports and model load included) and as a library call (model already loaded), and
+the peak memory (RSS) of coding a 16-megapixel image.
 
     python benchmarks/bench_cli.py [--image PATH] [--weights PATH] [--repeat N] [--quality Q]
+                                   [--big WxH | --no-memory | --memory-only] [--cold]
 
 Without ``--weights`` it uses ``$LQZ_WEIGHTS`` or the shipped model, and when neither exists a
 tiny random model (then the figures show the pipeline's overhead, not the real model's speed).
-Prints the figures; not a test.
+The memory figures come from ``lqz encode`` and ``lqz decode`` of the image scaled to ``--big``
+(default 4896x3264, 16 MP) in new processes, read with ``os.wait4``; they take minutes, and
+RSS does not depend on other load, so ``--memory-only`` runs them apart from the timings.
+``--cold`` also times a first run with numba's kernel cache empty (what a fresh install pays
+once). Prints the figures; not a test.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_IMAGE = Path("/work/shared/kodak/kodim01.png")
+DEFAULT_IMAGE = Path("/work/shared/kodak/kodim23.png")
+DEFAULT_BIG = "4896x3264"
 
 
 TINY = """
@@ -64,10 +71,53 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
-def cli(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "lqz", *args], env=env, capture_output=True)
-    if done.returncode != 0:
-        raise SystemExit(f"lqz {' '.join(args)} failed:\n{done.stderr.decode()}")
+def cli(args: list[str], env: dict[str, str]) -> int:
+    """Run ``lqz ARGS`` in a new process; its peak RSS in bytes."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lqz", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"lqz {' '.join(args)} failed:\n{errors.decode()}")
+    return usage.ru_maxrss * 1024  # kilobytes on Linux
+
+
+def memory(image_path: Path, size: str, scratch: Path, env: dict[str, str], level: list[str]):
+    """Peak RSS and wall time of lqz encode and decode of the image scaled to ``size``."""
+    from PIL import Image
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    big = scratch / f"big-{width}x{height}.png"
+    with Image.open(image_path) as image:
+        image.convert("RGB").resize((width, height), Image.LANCZOS).save(big, compress_level=1)
+    coded, decoded = big.with_suffix(".lqz"), big.with_name("back.png")
+    print(f"peak memory, new process, {width}x{height} ({width * height / 1e6:.1f} MP):")
+    for name, args in (
+        ("lqz encode", ["encode", str(big), "-o", str(coded), "--force", "--quiet", *level]),
+        ("lqz decode", ["decode", str(coded), "-o", str(decoded), "--force", "--quiet"]),
+    ):
+        start = time.perf_counter()
+        rss = cli(args, env)
+        seconds = time.perf_counter() - start
+        print(f"{name:<34}{rss / 2**20:>9.0f} MiB peak RSS  ({seconds:.1f} s)")
+
+
+def cold(image: Path, scratch: Path, env: dict[str, str], level: list[str]) -> None:
+    """First encode and decode with an empty numba cache (what a fresh install pays once)."""
+    cold_env = {**env, "NUMBA_CACHE_DIR": str(scratch / "numba-cache")}
+    coded, decoded = scratch / "cold.lqz", scratch / "cold.png"
+    print("numba kernel cache empty, then filled (new process each run):")
+    for state in ("cold", "warm"):
+        enc = ["encode", str(image), "-o", str(coded), "--force", "--quiet", *level]
+        dec = ["decode", str(coded), "-o", str(decoded), "--force", "--quiet"]
+        row(f"lqz encode ({state} cache)", timed(lambda a=enc: cli(a, cold_env), 1))
+        row(f"lqz decode ({state} cache)", timed(lambda a=dec: cli(a, cold_env), 1))
 
 
 def row(name: str, times: list[float], note: str = "") -> None:
@@ -83,6 +133,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None, help="model weights")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median shown)")
     parser.add_argument("--quality", type=int, default=None, help="level (default: middle)")
+    parser.add_argument("--big", default=DEFAULT_BIG, help="size WxH for the memory figures")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory figures")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory figures")
+    parser.add_argument("--cold", action="store_true", help="also time an empty kernel cache")
     args = parser.parse_args()
     if not args.image.exists():
         raise SystemExit(f"no image at {args.image} (give --image)")
@@ -103,8 +157,12 @@ def main() -> None:
         print(f"model   {weights} [{origin}]")
         print(f"python  {sys.version.split()[0]}, {os.cpu_count()} CPUs")
         print()
+        if args.memory_only:
+            memory(args.image, args.big, scratch, env, level)
+            return
         print("new process each run (start-up, imports, model load included):")
         row("lqz --help", timed(lambda: cli(["--help"], env), args.repeat))
+        row("lqz --version", timed(lambda: cli(["--version"], env), args.repeat))
         enc = [str(args.image), "-o", str(coded), "--force", "--quiet", *level]
         row("lqz encode", timed(lambda: cli(["encode", *enc], env), args.repeat))
         dec = [str(coded), "-o", str(decoded), "--force", "--quiet"]
@@ -131,6 +189,12 @@ def main() -> None:
         row("lqz.encode", times, f"{megapixels / statistics.median(times):.3f} MP/s, {bpp:.4f} bpp")
         times = timed(lambda: lqz.decode(data), args.repeat)
         row("lqz.decode", times, f"{megapixels / statistics.median(times):.3f} MP/s")
+        if args.cold:
+            print()
+            cold(args.image, scratch, env, level)
+        if not args.no_memory:
+            print()
+            memory(args.image, args.big, scratch, env, level)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,12 @@ def classify(exc: BaseException, default: ExitCode) -> tuple[str, ExitCode]:
     """
     if isinstance(exc, CliError):
         return str(exc), exc.code
-    from lqz.errors import FormatError, FormatLimitError, LqzError
+    from lqz.errors import FormatError, FormatLimitError, ImageTooLarge, LqzError
 
     if isinstance(exc, FormatError) or type(exc).__name__ == "CorruptStream":
         return str(exc), ExitCode.CORRUPT
+    if isinstance(exc, ImageTooLarge):
+        return str(exc), ExitCode.INPUT
     if isinstance(exc, FormatLimitError) or type(exc).__name__ in (
         "InvalidSetting",
         "WeightsError",
@@ -511,12 +513,22 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_model(debug: bool = False) -> Any:
+#: Told once on stderr when numba's kernel cache is cold (unless --quiet).
+COLD_KERNELS_NOTE = "lqz: preparing compiled kernels (first run only, may take a minute)..."
+
+
+def load_model(debug: bool = False, quiet: bool = False, operation: str = "encode") -> Any:
     """Load the model once, before the first file (so that a missing model is one error);
-    the deprecation chatter of torch and its libraries is shown only with ``--debug``."""
+    the deprecation chatter of torch and its libraries is shown only with ``--debug``.
+
+    When ``operation`` will first compile numba kernels (a fresh install), say so once.
+    """
     with warnings.catch_warnings():
         if not debug:
             warnings.simplefilter("ignore")
         from lqz import api
 
-        return api.loaded_model()
+        loaded = api.loaded_model()
+        if not quiet and api.kernels_cold(operation):
+            click.echo(COLD_KERNELS_NOTE, err=True)
+        return loaded

@@ -57,6 +57,8 @@ LOSSY = {
     ".gif",
 }
 FORMATS_HELP = ".png, .tif/.tiff, .bmp, .webp (lossless), .ppm/.pnm/.pgm"
+#: ``lqz.api.DEFAULT_MAX_PIXELS`` for the help text (the API is not imported for --help).
+MAX_PIXELS_HELP = "268435456 = 2^28"
 
 
 def writer_for(dest: Path | None) -> tuple[str, str, dict[str, Any]]:
@@ -81,7 +83,7 @@ def check_fits(suffix: str, gray: bool, alpha: bool, dest: Path | None) -> None:
         raise CliError(f"{dest}: .pgm stores gray images only and this image is in colour")
 
 
-def _decode_one(job: Job, batch: Batch, force: bool) -> Result:
+def _decode_one(job: Job, batch: Batch, force: bool, max_pixels: int | None) -> Result:
     from lqz import api
     from lqz import format as fmt
     from lqz.errors import LqzError
@@ -89,10 +91,11 @@ def _decode_one(job: Job, batch: Batch, force: bool) -> Result:
     start = time.perf_counter()
     data = read_input(job)
     header = fmt.read_header(data)
+    limit = api.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     suffix, pil_format, options = writer_for(job.dest)
     check_fits(suffix, header.channels == 1, header.has_alpha, job.dest)
     try:
-        image = api.decode(data)
+        image = api.decode(data, max_pixels=limit)
     except (LqzError, MemoryError):
         raise
     except Exception as exc:  # the range decoder on damaged data
@@ -133,12 +136,20 @@ Examples:
 )
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Torch CPU threads.")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Refuse files of more than N pixels (width x height) before allocating them "
+    f"(default {MAX_PIXELS_HELP}; 0 = no limit).",
+)
 @common_options
 def decode(
     inputs: tuple[str, ...],
     output: str | None,
     force: bool,
     threads: int | None,
+    max_pixels: int | None,
     quiet: bool,
     debug: bool,
 ) -> int:
@@ -155,5 +166,5 @@ def decode(
     if all(job.failure is not None for job in jobs):
         return batch.run(jobs, lambda job: Result(0, 0, 0.0))
     set_threads(threads)
-    load_model(debug)
-    return batch.run(jobs, lambda job: _decode_one(job, batch, force))
+    load_model(debug, quiet, "decode")
+    return batch.run(jobs, lambda job: _decode_one(job, batch, force, max_pixels))

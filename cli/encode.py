@@ -168,7 +168,7 @@ def encode(
     if all(job.failure is not None for job in jobs):
         return batch.run(jobs, lambda job: Result(0, 0, 0.0))  # report them; no model needed
     set_threads(threads)
-    loaded = load_model(debug)
+    loaded = load_model(debug, quiet, "encode")
     if quality is not None and quality not in loaded.qualities:
         levels = loaded.qualities
         raise CliError(f"quality must be one of {levels[0]}..{levels[-1]}, got {quality}")

@@ -12,12 +12,21 @@ import torch
 from PIL import Image
 
 from . import format as fmt
-from .errors import LqzError
+from .errors import ImageTooLarge, LqzError
 from .images import prepare, restore
 from .models import MODELS_DIR
 
 DEFAULT_WEIGHTS = MODELS_DIR / "lqz-mse.safetensors"
 DEFAULT_TILE_SIZE = 1024
+#: Most pixels :func:`decode` decodes unless told otherwise (2^28, e.g. 16384 x 16384): a valid
+#: file of 2 kB can declare 65535 x 65535 pixels, 12.9 GB of RGB.
+DEFAULT_MAX_PIXELS = 2**28
+#: The numba kernels that encoding and decoding call from Python, as (module, name); their
+#: callees compile with them. :func:`kernels_cold` looks them up in numba's on-disk cache.
+_CODING_KERNELS = {
+    "encode": (("lqz.entropy.kernels", "encode_kernel"), ("lqz.leech.search", "_nearest_batch")),
+    "decode": (("lqz.entropy.kernels", "summary_kernel"), ("lqz.entropy.kernels", "detail_kernel")),
+}
 
 
 class InvalidSetting(LqzError):
@@ -61,6 +70,34 @@ def qualities() -> tuple[int, ...]:
 def default_quality() -> int:
     levels = qualities()
     return levels[len(levels) // 2]
+
+
+def kernels_cold(operation: str) -> bool | None:
+    """Whether ``operation`` (``"encode"`` or ``"decode"``) in this process will first compile
+    numba kernels (tens of seconds) because numba's on-disk cache has no code for them on this
+    machine: the first run after an install, a numba upgrade or a change of their source.
+    ``None`` when it cannot tell.
+
+    Cheap (reads a few small cache index files); it compiles nothing.
+    """
+    from importlib import import_module
+
+    found = False
+    try:
+        for module, name in _CODING_KERNELS[operation]:
+            dispatcher = getattr(import_module(module), name, None)
+            if dispatcher is None:
+                continue
+            found = True
+            if dispatcher.overloads:
+                continue  # already compiled or loaded in this process
+            magic = dispatcher.targetctx.codegen().magic_tuple()
+            index = dispatcher._cache._cache_file._load_index()  # {} when missing or stale
+            if not any(key[1] == magic for key in index):
+                return True
+    except Exception:  # numba internals changed, or no caching: do not guess
+        return None
+    return False if found else None
 
 
 def _encode_at(prepared, loaded: LoadedModel, quality: int, tile_size: int) -> bytes:
@@ -139,12 +176,33 @@ def _search_bpp(prepared, loaded: LoadedModel, target: float, tile_size: int) ->
     return best if best is not None else _encode_at(prepared, loaded, levels[0], tile_size)
 
 
-def decode(data: bytes) -> Image.Image:
-    """Decompress a ``.lqz`` file to a PIL image (L, LA, RGB or RGBA)."""
+def check_size(header: fmt.Header, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Raise :class:`~lqz.errors.ImageTooLarge` if the header declares more than ``max_pixels``
+    pixels (``0`` or ``None``: no limit)."""
+    if max_pixels is not None and (not _is_int(max_pixels) or max_pixels < 0):
+        raise InvalidSetting(f"max_pixels must be a whole number >= 0, got {max_pixels!r}")
+    pixels = header.width * header.height
+    if max_pixels and pixels > max_pixels:
+        raise ImageTooLarge(
+            f"image is {header.width}x{header.height} = {pixels:,} pixels, over the decoding "
+            f"limit of {int(max_pixels):,} (raise it with max_pixels or lqz decode --max-pixels; "
+            "0 = no limit)"
+        )
+
+
+def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decompress a ``.lqz`` file to a PIL image (L, LA, RGB or RGBA).
+
+    A file that declares more than ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`,
+    2^28; ``0`` or ``None``: no limit) raises :class:`~lqz.errors.ImageTooLarge` before anything
+    of its size is allocated.
+    """
     from .nn.coding import decode_tile
 
+    data = bytes(data)
+    check_size(fmt.read_header(data), max_pixels)
     loaded = loaded_model()
-    header, tiles, alpha_section = fmt.unpack(bytes(data), known_model_ids={loaded.model_id})
+    header, tiles, alpha_section = fmt.unpack(data, known_model_ids={loaded.model_id})
     groups = loaded.model.config.groups_at(header.quality)
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     with torch.inference_mode():

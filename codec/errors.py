@@ -7,6 +7,12 @@ class LqzError(Exception):
     exit_code = 1
 
 
+class ImageTooLarge(LqzError):
+    """An ``.lqz`` file declares more pixels than the decoder may allocate (``max_pixels``)."""
+
+    exit_code = 2
+
+
 class FormatLimitError(LqzError, ValueError):
     """A writer was given values the ``.lqz`` format cannot store (``lqz.format`` pack side)."""
 

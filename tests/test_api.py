@@ -177,3 +177,68 @@ def test_model_loaded_once() -> None:
     assert api.loaded_model() is api.loaded_model()
     lqz.encode(picture(4, 4))
     assert api._load.cache_info().misses == 1
+
+
+def _declaring(width: int, height: int) -> bytes:
+    """A valid .lqz file of a few kilobytes that declares ``width`` x ``height`` pixels."""
+    from lqz import api
+    from lqz import format as fmt
+
+    header = fmt.Header(
+        version=fmt.FORMAT_VERSION,
+        model_id=api.loaded_model().model_id,
+        quality=1,
+        fine=0,
+        width=width,
+        height=height,
+        channels=3,
+        has_alpha=False,
+        tile_size=fmt.MAX_TILE_SIZE,
+    )
+    return fmt.pack(header, [b""] * header.num_tiles)
+
+
+def test_decode_refuses_too_many_pixels_before_allocating() -> None:
+    from lqz.api import DEFAULT_MAX_PIXELS
+    from lqz.errors import ImageTooLarge
+
+    bomb = _declaring(65535, 65535)  # 12.9 GB of RGB from a 2 kB file
+    assert len(bomb) < 4096 and 65535 * 65535 > DEFAULT_MAX_PIXELS == 2**28
+    with pytest.raises(ImageTooLarge, match="65535x65535") as caught:
+        lqz.decode(bomb)
+    assert "\n" not in str(caught.value) and isinstance(caught.value, LqzError)
+    with pytest.raises(ImageTooLarge):
+        lqz.decode(_declaring(2**14 + 1, 2**14))  # one row over 2^28
+
+
+def test_max_pixels_override() -> None:
+    from lqz.errors import ImageTooLarge
+
+    data = lqz.encode(picture(20, 10))
+    with pytest.raises(ImageTooLarge, match="200 pixels"):
+        lqz.decode(data, max_pixels=199)
+    assert lqz.decode(data, max_pixels=200).size == (20, 10)
+    assert lqz.decode(data, max_pixels=0).size == (20, 10)  # 0: no limit
+    assert lqz.decode(data, max_pixels=None).size == (20, 10)
+    for bad in (-1, 1.5, "100", True):
+        with pytest.raises(LqzError, match="max_pixels"):
+            lqz.decode(data, max_pixels=bad)  # type: ignore[arg-type]
+
+
+def test_kernels_cold_tells_an_empty_cache(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from lqz import api
+
+    lqz.decode(lqz.encode(picture(8, 8)))  # compiled or loaded from the cache here
+    assert api.kernels_cold("encode") is False and api.kernels_cold("decode") is False
+    code = "from lqz import api; print(api.kernels_cold('encode'), api.kernels_cold('decode'))"
+    for cache, expected in ((None, "False False"), (tmp_path / "empty", "True True")):
+        env = dict(os.environ)
+        if cache is not None:
+            env["NUMBA_CACHE_DIR"] = str(cache)
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == expected, done.stderr

@@ -153,16 +153,34 @@ def test_help_with_examples(command: list[str]) -> None:
     assert "Usage: lqz" in result.stdout
 
 
-def test_help_does_not_import_torch() -> None:
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["encode", "--help"], ["decode", "--help"], ["info", "-h"]]
+)
+def test_help_and_version_do_not_import_torch(args: list[str]) -> None:
     code = (
         "import sys\n"
         "from lqz.cli.main import main\n"
-        "sys.argv = ['lqz', 'encode', '--help']\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
-        "heavy = {'torch', 'PIL', 'numpy', 'tqdm'} & set(sys.modules)\n"
+        f"sys.argv = ['lqz', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "heavy = {'torch', 'PIL', 'numpy', 'numba', 'tqdm', 'compressai'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_coding_does_not_import_compressai(photo: Path) -> None:
+    """compressai's package import pulls in torch_geometric (10 s and more); lqz has its own GDN."""
+    code = (
+        "import sys\n"
+        "import lqz\n"
+        "from PIL import Image\n"
+        f"image = Image.open({str(photo)!r})\n"
+        "assert lqz.decode(lqz.encode(image)).size == image.size\n"
+        "slow = {'compressai', 'torch_geometric'} & set(sys.modules)\n"
+        "assert not slow, slow\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_no_arguments_shows_help() -> None:
@@ -503,6 +521,58 @@ def test_missing_model(photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LQZ_WEIGHTS", str(tmp_path / "none.safetensors"))
     api._load.cache_clear()
     failed(run("encode", photo), 1, "none.safetensors")
+
+
+def test_max_pixels(coded: Path) -> None:
+    out = coded.with_name("out.png")
+    failed(run("decode", coded, "-o", out, "--max-pixels", 959), 2, "40x24", "--max-pixels")
+    assert not out.exists()
+    ok(run("decode", coded, "-o", out, "--max-pixels", 960))
+    ok(run("decode", coded, "-o", out, "--max-pixels", 0, "--force"))  # 0: no limit
+    failed(run("decode", coded, "-o", out, "--max-pixels", -1, "--force"), 1)
+
+
+def test_pixel_bomb_refused(tmp_path: Path) -> None:
+    """A 2 kB file declaring 65535 x 65535 pixels fails at once (exit 2), nothing allocated."""
+    from lqz import api
+    from lqz import format as fmt
+
+    bomb = fmt.Header(
+        version=fmt.FORMAT_VERSION,
+        model_id=api.loaded_model().model_id,
+        quality=1,
+        fine=0,
+        width=65535,
+        height=65535,
+        channels=3,
+        has_alpha=False,
+        tile_size=fmt.MAX_TILE_SIZE,
+    )
+    path = tmp_path / "bomb.lqz"
+    path.write_bytes(fmt.pack(bomb, [b""] * bomb.num_tiles))
+    failed(run("decode", path), 2, "65535x65535", "268,435,456")
+    assert not path.with_suffix(".png").exists()
+    no_leftovers(tmp_path)
+
+
+def test_max_pixels_help_matches_api() -> None:
+    from lqz.api import DEFAULT_MAX_PIXELS
+    from lqz.cli.decode import MAX_PIXELS_HELP
+
+    assert MAX_PIXELS_HELP.startswith(f"{DEFAULT_MAX_PIXELS} ")
+
+
+def test_cold_kernels_note(photo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lqz import api
+    from lqz.cli.common import COLD_KERNELS_NOTE
+
+    monkeypatch.setattr(api, "kernels_cold", lambda operation: True)
+    result = ok(run("encode", photo))
+    assert result.stderr.count(COLD_KERNELS_NOTE) == 1
+    assert COLD_KERNELS_NOTE not in ok(run("encode", photo, "--force", "--quiet")).stderr
+    monkeypatch.setattr(api, "kernels_cold", lambda operation: False)
+    back = photo.with_name("back.png")
+    assert COLD_KERNELS_NOTE not in ok(run("decode", photo.with_suffix(".lqz"), "-o", back)).stderr
 
 
 def test_lossy_output_refused(coded: Path) -> None:

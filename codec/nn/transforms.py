@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN
 from torch import nn
 
 from .config import ModelConfig
+from .gdn import GDN
 
 
 def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
