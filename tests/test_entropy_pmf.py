@@ -171,7 +171,7 @@ def test_golay_fast_path_matches_exact_path() -> None:
     rng = np.random.default_rng(5)
     pat = chain._structure()[2]
     ws = kernels._workspace(1)
-    _, _, _, _, scr, keys, pend, coord, dp, grid, _, _ = ws
+    _, _, _, _, keys, pend, coord, dp, grid, _, _ = ws
     fast_w, exact_w = np.empty(4096), np.empty(4096)
     out_fast, out_exact = np.empty(6), np.empty(6)
     used_fast = 0
@@ -179,7 +179,7 @@ def test_golay_fast_path_matches_exact_path() -> None:
         for _ in range(5):
             table = quantize_params(rng.normal(size=(1, 1, 24, 9)) * scale, np.zeros((1, 1)))
             L = table.tables[0, 0]
-            kernels._c_exact(L, pat, exact_w, scr, keys, pend, coord, dp, grid, out_exact)
+            kernels._c_exact(L, pat, exact_w, keys, pend, coord, dp, grid, out_exact)
             if not kernels._c_fast(L, pat, fast_w, coord, dp, grid, out_fast):
                 continue
             used_fast += 1

@@ -117,11 +117,61 @@ def detail_pmfs(
     out = np.empty((tokens.size, DETAIL_SIZES[shape]))
     if tokens.size == 0:
         return out
-    structure = (pr, oc, golay)[shape]
     kernels.detail_kernel(
-        shape, params.tables, summary.log_pi, summary.log_z, tokens, support, structure, out
+        shape, params.tables, summary.log_pi, summary.log_z, tokens, support, pr, oc, golay, out
     )
     return out
+
+
+class EncoderPmfs(NamedTuple):
+    """The pmfs an encoder needs for tokens whose (shape, support, detail) it knows."""
+
+    shape: np.ndarray  # (T, 3) shape pmfs, normalized
+    groups: tuple[np.ndarray, np.ndarray, np.ndarray]  # token numbers of each shape, ascending
+    support: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n_s, SUPPORT_SIZES[s]) unnormalized
+    detail: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n_s, DETAIL_SIZES[s]) normalized
+    support_total: np.ndarray  # (T,) the total of each token's support row (up to rounding)
+
+
+def encoder_pmfs(
+    params: CodingParams,
+    shape: np.ndarray,
+    support: np.ndarray,
+    threads: int | None = None,
+    buffers: SummaryBuffers | None = None,
+) -> EncoderPmfs:
+    """Shape pmfs of all tokens, and the support and detail pmfs of each token's own shape.
+
+    Row ``r`` of ``support[s]`` and ``detail[s]`` belongs to token ``groups[s][r]``; these rows
+    are bit-identical to the decoder's (:func:`summarize` and :func:`detail_pmfs`).
+    With ``buffers``, the returned arrays are views into them, valid until their next use.
+    """
+    set_threads(threads)
+    pr, oc, pat, golay, opat = _structure()
+    t = len(params)
+    buffers = buffers or SummaryBuffers()
+    shape = np.ascontiguousarray(shape, dtype=np.int64)
+    support = np.ascontiguousarray(support, dtype=np.int64)
+    groups = tuple(np.flatnonzero(shape == s) for s in range(3))
+    row = np.empty(t, dtype=np.int64)
+    for sel in groups:
+        row[sel] = np.arange(sel.size)
+    out_shape = buffers.get("shape", t, 3)
+    sup = tuple(
+        buffers.get(f"support{s}", sel.size, size)
+        for s, (sel, size) in enumerate(zip(groups, SUPPORT_SIZES, strict=True))
+    )
+    det = tuple(
+        buffers.get(f"detail{s}", sel.size, size)
+        for s, (sel, size) in enumerate(zip(groups, DETAIL_SIZES, strict=True))
+    )
+    total = buffers.get("total", t, 1)[:, 0]
+    if t:
+        kernels.encode_kernel(
+            params.tables, params.logits, pr, opat, pat, oc, golay, shape, support, row,
+            out_shape, *sup, *det, total,
+        )  # fmt: skip
+    return EncoderPmfs(out_shape, groups, sup, det, total)
 
 
 def conditional_probabilities(
@@ -130,20 +180,17 @@ def conditional_probabilities(
     """(T, 3) probabilities of each token's shape, support and detail under the chain."""
     indices = np.asarray(indices, dtype=np.int64)
     out = np.empty((len(params), 3))
+    buffers = SummaryBuffers()
     for start in range(0, len(params), CHUNK):
         stop = min(start + CHUNK, len(params))
-        chunk = params.rows(start, stop)
-        summary = summarize(chunk, threads)
         shape, support, detail = split_index(indices[start:stop])
+        pmfs = encoder_pmfs(params.rows(start, stop), shape, support, threads, buffers)
         rows = np.arange(stop - start)
-        out[start:stop, 0] = summary.shape[rows, shape]
-        for s in range(3):
-            sel = np.flatnonzero(shape == s)
-            out[start + sel, 1] = (
-                summary.support[s][sel, support[sel]] / summary.support_total[sel, s]
-            )
-            pmf = detail_pmfs(chunk, summary, s, sel, support[sel], threads)
-            out[start + sel, 2] = pmf[np.arange(sel.size), detail[sel]]
+        out[start:stop, 0] = pmfs.shape[rows, shape]
+        for s, sel in enumerate(pmfs.groups):
+            r = np.arange(sel.size)
+            out[start + sel, 1] = pmfs.support[s][r, support[sel]] / pmfs.support_total[sel]
+            out[start + sel, 2] = pmfs.detail[s][r, detail[sel]]
     return out
 
 

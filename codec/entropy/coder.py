@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from ..errors import LqzError
-from .chain import CHUNK, SummaryBuffers, conditional_probabilities, detail_pmfs, summarize
+from .chain import (
+    CHUNK,
+    SummaryBuffers,
+    conditional_probabilities,
+    detail_pmfs,
+    encoder_pmfs,
+    summarize,
+)
 from .params import CodingParams, quantize_params
 from .shell_pmf import join_index, log_prob, split_index
 from .structure import CODEBOOK_SIZE
@@ -80,17 +87,15 @@ class TokenEncoder:
         self._check = _update_check(self._check, indices)
 
     def _encode_chunk(self, params: CodingParams, indices: np.ndarray) -> None:
-        summary = summarize(params, self._threads, self._buffers)
         shape, support, detail = split_index(indices)
-        self._coder.encode(shape.astype(np.int32), _FAMILY, summary.shape)
-        groups = [np.flatnonzero(shape == s) for s in range(3)]
-        for s, sel in enumerate(groups):
+        pmfs = encoder_pmfs(params, shape, support, self._threads, self._buffers)
+        self._coder.encode(shape.astype(np.int32), _FAMILY, pmfs.shape)
+        for s, sel in enumerate(pmfs.groups):
             if sel.size:
-                self._coder.encode(support[sel].astype(np.int32), _FAMILY, summary.support[s][sel])
-        for s, sel in enumerate(groups):
+                self._coder.encode(support[sel].astype(np.int32), _FAMILY, pmfs.support[s])
+        for s, sel in enumerate(pmfs.groups):
             if sel.size:
-                pmf = detail_pmfs(params, summary, s, sel, support[sel], self._threads)
-                self._coder.encode(detail[sel].astype(np.int32), _FAMILY, pmf)
+                self._coder.encode(detail[sel].astype(np.int32), _FAMILY, pmfs.detail[s])
 
     def finish(self) -> bytes:
         """Close the stream and return its bytes (the encoder cannot be used afterwards)."""

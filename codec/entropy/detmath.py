@@ -2,17 +2,19 @@
 
 The range coder's probabilities must be bit-identical in encoder and decoder. Library ``exp``
 and ``log`` may differ between SIMD widths, CPU features and library versions; these use only
-``+ - * /``, ``floor``-free rounding and exact power-of-two scaling, in a fixed order, so the
-result depends on nothing but the input (numba does not contract or reassociate without
-``fastmath``). Accuracy is a few ulp, far below what the coder can resolve.
+``+ - * /``, ``floor``-free rounding and exact power-of-two scaling (integer operations on the
+bit pattern), in a fixed order, so the result depends on nothing but the input (numba does not
+contract or reassociate without ``fastmath``; vectorizing an elementwise loop does not change
+any result). Accuracy is a few ulp, far below what the coder can resolve.
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -21,10 +23,37 @@ LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
 MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer (ties to even)
 MAGIC_BITS = np.int64(np.array([MAGIC]).view(np.int64)[0])
+#: ``k + EXPONENT_BIAS`` has the bit pattern ``MAGIC_BITS + k + 1023`` for integer ``|k| < 2**51``.
+EXPONENT_BIAS = 1023.0 + MAGIC
 #: Arguments below this give exactly 0 (the result would be subnormal or zero).
 EXP_FLOOR = -708.0
 EXP_CEIL = 709.0
 SQRT_HALF = 0.70710678118654752440
+MANTISSA_MASK = np.int64((1 << 52) - 1)
+HALF_EXPONENT = np.int64(1022 << 52)  # bit pattern of the exponent field of [0.5, 1)
+TWO54 = 18014398509481984.0
+#: Elements per step of :func:`vexp`: independent lanes that hide the polynomial's latency.
+LANES = 16
+
+
+@intrinsic
+def as_int(typingctx, x):  # noqa: ARG001
+    """The bit pattern of a float64 as an int64 (a no-op bitcast)."""
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def as_float(typingctx, x):  # noqa: ARG001
+    """The float64 with the bit pattern of an int64 (a no-op bitcast)."""
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
 
 
 @numba.njit(inline="always", **_JIT)
@@ -45,42 +74,37 @@ def _poly_exp(r: float) -> float:
     return p * r + 1.0
 
 
+@numba.njit(inline="always", **_JIT)
+def _exp(x: float) -> float:
+    """Branch-free body of :func:`dexp` (vectorizes in loops)."""
+    xc = x if x > EXP_FLOOR else EXP_FLOOR
+    xc = xc if xc < EXP_CEIL else EXP_CEIL
+    k = (xc * INV_LN2 + MAGIC) - MAGIC
+    r = (xc - k * LN2_HI) - k * LN2_LO
+    scale = as_float((as_int(k + EXPONENT_BIAS) - MAGIC_BITS) << 52)  # 2**k, k in -1021..1023
+    return (_poly_exp(r) if x >= EXP_FLOOR else 0.0) * scale
+
+
 @numba.njit(**_JIT)
 def dexp(x: float) -> float:
-    """Deterministic exp; 0 below ``EXP_FLOOR``."""
-    if x < EXP_FLOOR:
-        return 0.0
-    x = min(x, EXP_CEIL)
-    k = (x * INV_LN2 + MAGIC) - MAGIC
-    r = (x - k * LN2_HI) - k * LN2_LO
-    return math.ldexp(_poly_exp(r), int(k))
+    """Deterministic exp; 0 below ``EXP_FLOOR`` (and for -inf)."""
+    return _exp(x)
 
 
 @numba.njit(**_JIT)
-def vexp(x: np.ndarray, n: int, scratch: np.ndarray) -> None:
-    """In place ``x[:n] = dexp(x[:n])`` (vectorizable; ``scratch``: float64, length >= n)."""
-    bits = scratch.view(np.int64)
-    for i in range(n):
-        xi = min(max(x[i], EXP_FLOOR), EXP_CEIL)
-        k = (xi * INV_LN2 + MAGIC) - MAGIC
-        r = (xi - k * LN2_HI) - k * LN2_LO
-        scratch[i] = k + (1023.0 + MAGIC)
-        x[i] = _poly_exp(r) if x[i] >= EXP_FLOOR else 0.0
-    for i in range(n):
-        bits[i] = (bits[i] - MAGIC_BITS) << 52
-    for i in range(n):
-        x[i] = x[i] * scratch[i]
+def vexp(x: np.ndarray, n: int) -> None:
+    """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`LANES`."""
+    m = n - n % LANES
+    for i in range(0, m, LANES):
+        for j in range(LANES):
+            x[i + j] = _exp(x[i + j])
+    for i in range(m, n):
+        x[i] = _exp(x[i])
 
 
-@numba.njit(**_JIT)
-def dlog(x: float) -> float:
-    """Deterministic natural log of a positive finite number (-inf for 0)."""
-    if x <= 0.0:
-        return -np.inf
-    m, e = math.frexp(x)
-    if m < SQRT_HALF:
-        m = m * 2.0
-        e -= 1
+@numba.njit(inline="always", **_JIT)
+def _log_reduced(m: float, e: float) -> float:
+    """log(m * 2**e) for m in [sqrt(1/2), sqrt(2)) (atanh series)."""
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
@@ -96,3 +120,21 @@ def dlog(x: float) -> float:
     p = p * z + 1.0 / 3.0
     p = p * z + 1.0
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p)
+
+
+@numba.njit(**_JIT)
+def dlog(x: float) -> float:
+    """Deterministic natural log of a positive finite number (-inf for 0)."""
+    if x <= 0.0:
+        return -np.inf
+    adjust = 0
+    if x < 2.2250738585072014e-308:  # subnormal: scale into the normal range (exact)
+        x = x * TWO54
+        adjust = 54
+    bits = as_int(x)
+    e = (bits >> 52) - 1022 - adjust  # x = m * 2**e, m in [0.5, 1) (frexp)
+    m = as_float((bits & MANTISSA_MASK) | HALF_EXPONENT)
+    if m < SQRT_HALF:
+        m = m * 2.0
+        e -= 1
+    return _log_reduced(m, float(e))

@@ -9,22 +9,31 @@ Per component, the weights of each shape's supports are kept as linear values ``
 to a log shift ``sh`` (``W = exp(sh) * w``). Below, ``L[d, a]`` is indexed by the value ``a`` and
 ``base0 = sum_d L[d, 0]``:
 
-- A, pair ``(i, j)``: ``base0 + lA_i + lA_j`` with ``lA_i = logaddexp(L[i,4], L[i,-4]) - L[i,0]``.
+- A, pair ``(i, j)``: ``base0 + lA_i + lA_j`` with ``lA_i = logaddexp(L[i,4], L[i,-4]) - L[i,0]``,
+  as the product ``e_i e_j``, ``e_i = exp(lA_i - top / 2)`` (``top``: the largest pair).
 - B, octad ``O``: ``base0 + sum_{i in O} lB_i + log f_O``, ``lB_i = logaddexp(L[i,2], L[i,-2]) -
   L[i,0]``; ``f_O = (1 + prod t_i) / 2`` (even parity, ``t_i = tanh((L[i,2] - L[i,-2]) / 2)``),
   or, where that cancels (``prod t_i < -1/2``), ``f_O = D / 2`` with ``D = 1 - prod |t_i|``
   built from non-negative terms only (``D' = D + prod|t| * eps`` per added coordinate,
   ``eps = 1 - |t| = 2 / (1 + e^|y|)``). Octad sums and products come from per-block tables over
-  the 256 patterns of each 8-coordinate block.
+  the 256 patterns of each 8-coordinate block. Linear path: ``prod_{i in O} exp(lB_i - c)``
+  from block tables of products, when the spread of ``lB`` keeps every partial product within
+  ``e^+-680``; log path otherwise (block tables of sums, one ``exp`` per octad).
 - C, Golay word ``c``: ``sum_i prod_{j != i} phi_j(c_j) psi_i(c_i)`` with ``phi_j = exp L[j, +-1]``,
   ``psi_i = exp L[i, -+3]``. Fast path: per 8-coordinate block, tables over the 256 patterns of
-  ``Phi = prod phi`` and ``Psi = sum_i psi_i prod_{j != i} phi_j`` (normalized per coordinate by
-  ``max phi``), combined per word through Turyn's form; taken when its range checks pass.
+  ``Phi = prod phi`` and ``Psi = sum_i psi_i prod_{j != i} phi_j`` (``phi_j`` normalized by
+  ``max phi_j``, every ``psi`` by one common factor so that all are <= 1), combined per word
+  through Turyn's form; taken when the largest word weight is at least ``FAST_MIN_WEIGHT``.
   Exact path otherwise: ``exp(c.delta + log S(c))`` with ``S(c) = sum_i exp(r_i(c_i))`` summed in
   tiers of 300 nats (a word is evaluated at the first tier where ``S >= e^-300``).
 
 Below about ``1e-30`` of the largest weight of a shape, values may be flushed to 0 (never NaN);
 the range coder's leaky quantization still gives every symbol a nonzero probability.
+
+Kernels: :func:`summary_kernel` (shape pmfs and all three support pmfs of every token),
+:func:`detail_kernel` (detail pmfs given supports) and :func:`encode_kernel` (the encoder's
+fused pass: shape pmf, and only the support and detail pmfs of each token's own shape). The
+encoder's rows are bit-identical to the decoder's: the same functions compute them.
 """
 
 from __future__ import annotations
@@ -36,23 +45,31 @@ from numba import prange
 from .detmath import dexp, dlog, vexp
 
 _JIT = dict(nogil=True, cache=True)
-_PJIT = dict(parallel=True, cache=True)
+_PJIT = dict(parallel=True, nogil=True, cache=True)
 
 NUM_PAIRS = 276
 NUM_OCTADS = 759
 NUM_GOLAY = 4096
+DETAIL_MAX = 128
 
-FLUSH = 1e-100  # fast path: table entries below this become 0 (keeps products normal)
-FAST_PSI_MAX = 100.0  # fast path needs every psi / max(phi) <= e^100
-FAST_MIN_WEIGHT = 1e-20  # ... and the largest word weight >= this (else: exact path)
+FLUSH = 1e-100  # fast path: factors and partial products below this become 0 (all stay normal)
+FAST_MIN_WEIGHT = 1e-60  # ... its largest word weight must be >= this (else: exact path)
+B_LINEAR_SPREAD = 170.0  # B linear path: max lB - min lB (partial products within e^+-680)
+B_LINEAR_MIN_WEIGHT = 1e-250  # ... and its largest octad weight must be >= this
 TIER = 300.0
 THETA = 5.148200222412013e-131  # e^-300: a word is resolved at a tier once S >= THETA
 LAST_TIER = 3  # r spans at most 1024 nats on the grid: 4 tiers reach every word
 KEY_FLUSH = -400.0  # exact path: exp(key - max key) below e^-400 is flushed (no subnormals)
 CHUNK = 8  # tokens per parallel work item
 
+# Rows of the per-coordinate scratch ``coord`` (see _workspace).
+_C_LA, _C_LB, _C_TS, _C_TA, _C_EP = 0, 1, 2, 3, 4
+_C_EXP = 5  # rows 5-8: 96 contiguous values for one vexp call
+_C_RP, _C_RM, _C_A, _C_B, _C_DELTA, _C_NU = 9, 10, 11, 12, 13, 14
+_COORD_ROWS = 15
 
-@numba.njit(**_JIT)
+
+@numba.njit(inline="always", **_JIT)
 def _flush(v: float) -> float:
     return v if v >= FLUSH else 0.0
 
@@ -78,17 +95,23 @@ def _sum(x, n: int) -> float:
 
 @numba.njit(**_JIT)
 def _max(x, n: int) -> float:
-    """Maximum of x[:n] (n >= 1), 4 interleaved partial maxima."""
+    """Maximum of x[:n] (n >= 1, no NaN), 4 interleaved partial maxima."""
     a0 = a1 = a2 = a3 = x[0]
     m = n - n % 4
     for i in range(0, m, 4):
-        a0 = max(a0, x[i])
-        a1 = max(a1, x[i + 1])
-        a2 = max(a2, x[i + 2])
-        a3 = max(a3, x[i + 3])
+        v0 = x[i]
+        v1 = x[i + 1]
+        v2 = x[i + 2]
+        v3 = x[i + 3]
+        a0 = v0 if v0 > a0 else a0
+        a1 = v1 if v1 > a1 else a1
+        a2 = v2 if v2 > a2 else a2
+        a3 = v3 if v3 > a3 else a3
     for i in range(m, n):
-        a0 = max(a0, x[i])
-    return max(max(a0, a1), max(a2, a3))
+        a0 = x[i] if x[i] > a0 else a0
+    a0 = a1 if a1 > a0 else a0
+    a2 = a3 if a3 > a2 else a2
+    return a2 if a2 > a0 else a0
 
 
 @numba.njit(**_JIT)
@@ -105,15 +128,15 @@ def _logsumexp(x: np.ndarray, n: int) -> float:
 
 
 @numba.njit(**_JIT)
-def _shape_a(L, pairs, w, scr, coord, out) -> None:
-    la = coord[0]
+def _shape_a(L, pairs, w, coord, out) -> None:
+    la, ex = coord[_C_LA], coord[_C_EXP]
     base0 = 0.0
     for d in range(24):
         base0 += L[d, 4]
+        ex[d] = -abs(L[d, 8] - L[d, 0])
+    vexp(ex, 24)
     for d in range(24):
-        hi = max(L[d, 8], L[d, 0])
-        lo = min(L[d, 8], L[d, 0])
-        la[d] = hi - L[d, 4] + dlog(1.0 + dexp(lo - hi))
+        la[d] = max(L[d, 8], L[d, 0]) - L[d, 4] + dlog(1.0 + ex[d])
     i1 = 0
     for d in range(1, 24):
         if la[d] > la[i1]:
@@ -123,111 +146,26 @@ def _shape_a(L, pairs, w, scr, coord, out) -> None:
         if d != i1:
             top2 = max(top2, la[d])
     top = la[i1] + top2
+    half = 0.5 * top
+    for d in range(24):
+        ex[d] = la[d] - half  # in [-1025, 513]: e_i e_j <= 1, and e_i = 0 only for negligible pairs
+    vexp(ex, 24)
     for u in range(NUM_PAIRS):
-        w[u] = la[pairs[u, 0]] + la[pairs[u, 1]] - top
-    vexp(w, NUM_PAIRS, scr)
+        w[u] = ex[pairs[u, 0]] * ex[pairs[u, 1]]
     out[0] = base0 + top
     out[1] = _sum(w, NUM_PAIRS)
 
 
 @numba.njit(**_JIT)
-def _shape_b(L, opat, w, f, scr, coord, dp, out) -> None:
-    lb, ts, ta, ep = coord[1], coord[2], coord[3], coord[4]
-    base0 = 0.0
-    for d in range(24):
-        base0 += L[d, 4]
-    for d in range(24):
-        y = L[d, 6] - L[d, 2]
-        uu = dexp(-abs(y))
-        lb[d] = max(L[d, 6], L[d, 2]) - L[d, 4] + dlog(1.0 + uu)
-        ta[d] = (1.0 - uu) / (1.0 + uu)
-        ep[d] = 2.0 * uu / (1.0 + uu)
-        ts[d] = ta[d] if y >= 0.0 else -ta[d]
-    # Per 8-coordinate block, over all 256 patterns: subset sums of lb, products of t and |t|,
-    # and D = 1 - prod |t| accumulated as D + prod|t| * eps (non-negative terms only).
-    for k in range(3):
-        sums, prods, pabs, dd = dp[k], dp[k + 3], dp[k + 6], dp[k + 9]
-        sums[0] = 0.0
-        prods[0] = 1.0
-        pabs[0] = 1.0
-        dd[0] = 0.0
-        size = 1
-        for j in range(8):
-            d = 8 * k + j
-            for p in range(size):
-                sums[p + size] = sums[p] + lb[d]
-                prods[p + size] = prods[p] * ts[d]
-                pabs[p + size] = pabs[p] * ta[d]
-                dd[p + size] = dd[p] + pabs[p] * ep[d]
-            size *= 2
-    for o in range(NUM_OCTADS):
-        p0 = opat[o, 0]
-        p1 = opat[o, 1]
-        p2 = opat[o, 2]
-        w[o] = (dp[0, p0] + dp[1, p1]) + dp[2, p2]
-        p = (dp[3, p0] * dp[4, p1]) * dp[5, p2]
-        d = dp[9, p0] + dp[6, p0] * (dp[10, p1] + dp[7, p1] * dp[11, p2])
-        f[o] = 0.5 * (1.0 + p) if p >= -0.5 else 0.5 * d
-    smax = _max(w, NUM_OCTADS)
-    for o in range(NUM_OCTADS):
-        w[o] -= smax
-    vexp(w, NUM_OCTADS, scr)
-    for o in range(NUM_OCTADS):
-        w[o] *= f[o]
-    out[2] = base0 + smax
-    out[3] = _sum(w, NUM_OCTADS)
-
-
-@numba.njit(**_JIT)
-def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
-    """Product form through Turyn's blocks; False when its range checks fail."""
-    f0, f1, g0, g1 = coord[5], coord[6], coord[7], coord[8]
-    nu_sum = 0.0
-    for d in range(24):
-        nu = max(L[d, 5], L[d, 3])
-        if max(L[d, 1], L[d, 7]) - nu > FAST_PSI_MAX:
-            return False
-        nu_sum += nu
-        f0[d] = _flush(dexp(L[d, 5] - nu))
-        f1[d] = _flush(dexp(L[d, 3] - nu))
-        g0[d] = _flush(dexp(L[d, 1] - nu))
-        g1[d] = _flush(dexp(L[d, 7] - nu))
-    phi, psi = dp[0], dp[1]
-    for k in range(3):
-        phi[0] = 1.0
-        psi[0] = 0.0
-        size = 1
-        for j in range(8):
-            d = 8 * k + j
-            for p in range(size):
-                ph = phi[p]
-                ps = psi[p]
-                phi[p + size] = _flush(ph * f1[d])
-                psi[p + size] = _flush(ps * f1[d] + ph * g1[d])
-                phi[p] = _flush(ph * f0[d])
-                psi[p] = _flush(ps * f0[d] + ph * g0[d])
-            size *= 2
-        for x in range(16):
-            for y in range(16):
-                grid[0, k, x, y] = phi[pat[x, y]]
-                grid[1, k, x, y] = psi[pat[x, y]]
-    for x in range(16):
-        for a in range(16):
-            fa = grid[0, 0, x, a]
-            ga = grid[1, 0, x, a]
-            for b in range(16):
-                ab = a ^ b
-                fb = grid[0, 1, x, b]
-                gb = grid[1, 1, x, b]
-                fc = grid[0, 2, x, ab]
-                gc = grid[1, 2, x, ab]
-                w[x * 256 + a * 16 + b] = ga * (fb * fc) + fa * (gb * fc + fb * gc)
-    if _max(w, NUM_GOLAY) < FAST_MIN_WEIGHT:
-        return False
-    total = _sum(w, NUM_GOLAY)
-    out[4] = nu_sum
-    out[5] = total
-    return True
+def _block_products(values, base: int, table, one: float) -> None:
+    """table[p] = product of values[base + j] over the set bits j of the 8-bit pattern p."""
+    table[0] = one
+    size = 1
+    for j in range(8):
+        v = values[base + j]
+        for p in range(size):
+            table[p + size] = table[p] * v
+        size *= 2
 
 
 @numba.njit(**_JIT)
@@ -242,13 +180,160 @@ def _subset_sums(values, base: int, table) -> None:
         size *= 2
 
 
+@numba.njit(inline="always", **_JIT)
+def _parity_factor(dp, p0: int, p1: int, p2: int) -> float:
+    """f = (1 + prod t) / 2 over the octad, or D / 2 where that would cancel."""
+    p = (dp[3, p0] * dp[4, p1]) * dp[5, p2]
+    if p >= -0.5:
+        return 0.5 * (1.0 + p)
+    return 0.5 * (dp[9, p0] + dp[6, p0] * (dp[10, p1] + dp[7, p1] * dp[11, p2]))
+
+
+@numba.njit(**_JIT)
+def _shape_b(L, opat, w, coord, dp, out) -> None:
+    """Octad weights. ``dp`` rows: 0-2 block sums of lB (log path) or products of exp(lB - c)
+    (linear path), 3-5 products of t, 6-8 products of |t|, 9-11 D."""
+    lb, ts, ta, ep, ex = coord[_C_LB], coord[_C_TS], coord[_C_TA], coord[_C_EP], coord[_C_EXP]
+    base0 = 0.0
+    for d in range(24):
+        base0 += L[d, 4]
+        ex[d] = -abs(L[d, 6] - L[d, 2])
+    vexp(ex, 24)
+    lo = np.inf
+    hi = -np.inf
+    for d in range(24):
+        uu = ex[d]
+        lb[d] = max(L[d, 6], L[d, 2]) - L[d, 4] + dlog(1.0 + uu)
+        ta[d] = (1.0 - uu) / (1.0 + uu)
+        ep[d] = 2.0 * uu / (1.0 + uu)
+        ts[d] = ta[d] if L[d, 6] >= L[d, 2] else -ta[d]
+        lo = min(lo, lb[d])
+        hi = max(hi, lb[d])
+    # Per 8-coordinate block, over all 256 patterns: products of t and |t|, and D = 1 - prod |t|
+    # accumulated as D + prod|t| * eps (non-negative terms only).
+    for k in range(3):
+        prods, pabs, dd = dp[k + 3], dp[k + 6], dp[k + 9]
+        prods[0] = 1.0
+        pabs[0] = 1.0
+        dd[0] = 0.0
+        size = 1
+        for j in range(8):
+            d = 8 * k + j
+            for p in range(size):
+                prods[p + size] = prods[p] * ts[d]
+                pabs[p + size] = pabs[p] * ta[d]
+                dd[p + size] = dd[p] + pabs[p] * ep[d]
+            size *= 2
+    if hi - lo <= B_LINEAR_SPREAD:
+        c = 0.5 * (hi + lo)
+        for d in range(24):
+            ex[d] = lb[d] - c  # |lB - c| <= 85: products of up to 8 lie within e^+-680
+        vexp(ex, 24)
+        for k in range(3):
+            _block_products(ex, 8 * k, dp[k], 1.0)
+        for o in range(NUM_OCTADS):
+            p0 = opat[o, 0]
+            p1 = opat[o, 1]
+            p2 = opat[o, 2]
+            w[o] = ((dp[0, p0] * dp[1, p1]) * dp[2, p2]) * _parity_factor(dp, p0, p1, p2)
+        if _max(w, NUM_OCTADS) >= B_LINEAR_MIN_WEIGHT:
+            out[2] = base0 + 8.0 * c
+            out[3] = _sum(w, NUM_OCTADS)
+            return
+    for k in range(3):
+        _subset_sums(lb, 8 * k, dp[k])
+    for o in range(NUM_OCTADS):
+        w[o] = (dp[0, opat[o, 0]] + dp[1, opat[o, 1]]) + dp[2, opat[o, 2]]
+    smax = _max(w, NUM_OCTADS)
+    for o in range(NUM_OCTADS):
+        w[o] -= smax
+    vexp(w, NUM_OCTADS)
+    for o in range(NUM_OCTADS):
+        w[o] *= _parity_factor(dp, opat[o, 0], opat[o, 1], opat[o, 2])
+    out[2] = base0 + smax
+    out[3] = _sum(w, NUM_OCTADS)
+
+
+@numba.njit(**_JIT)
+def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
+    """Product form through Turyn's blocks; False when the largest weight is too small."""
+    nu_row, ex = coord[_C_NU], coord[_C_EXP : _C_EXP + 4].reshape(-1)  # 96 contiguous values
+    nu_sum = 0.0
+    gmax = -np.inf
+    for d in range(24):
+        nu = max(L[d, 5], L[d, 3])
+        nu_row[d] = nu
+        nu_sum += nu
+        gmax = max(gmax, max(L[d, 1], L[d, 7]) - nu)
+    gs = max(gmax, 0.0)  # every psi / max(phi) <= 1 after dividing by e^gs
+    for d in range(24):
+        nu = nu_row[d]
+        ex[d] = L[d, 5] - nu
+        ex[24 + d] = L[d, 3] - nu
+        ex[48 + d] = (L[d, 1] - nu) - gs
+        ex[72 + d] = (L[d, 7] - nu) - gs
+    vexp(ex, 96)
+    for i in range(96):
+        ex[i] = _flush(ex[i])
+    phi, psi = dp[0], dp[1]
+    for k in range(3):
+        phi[0] = 1.0
+        psi[0] = 0.0
+        size = 1
+        for j in range(8):
+            d = 8 * k + j
+            f0 = ex[d]
+            f1 = ex[24 + d]
+            g0 = ex[48 + d]
+            g1 = ex[72 + d]
+            for p in range(size):
+                ph = phi[p]
+                ps = psi[p]
+                phi[p + size] = _flush(ph * f1)
+                psi[p + size] = _flush(ps * f1 + ph * g1)
+                phi[p] = _flush(ph * f0)
+                psi[p] = _flush(ps * f0 + ph * g0)
+            size *= 2
+        for x in range(16):
+            for y in range(16):
+                grid[0, k, x, y] = phi[pat[x, y]]
+                grid[1, k, x, y] = psi[pat[x, y]]
+    acc = dp[2, :16]
+    top = dp[3, :16]
+    for b in range(16):
+        acc[b] = 0.0
+        top[b] = 0.0
+    for x in range(16):
+        for a in range(16):
+            fa = grid[0, 0, x, a]
+            ga = grid[1, 0, x, a]
+            base = x * 256 + a * 16
+            for b in range(16):
+                ab = a ^ b
+                fb = grid[0, 1, x, b]
+                gb = grid[1, 1, x, b]
+                fc = grid[0, 2, x, ab]
+                gc = grid[1, 2, x, ab]
+                v = fc * (ga * fb + fa * gb) + gc * (fa * fb)
+                w[base + b] = v
+                acc[b] += v
+                top[b] = v if v > top[b] else top[b]
+    if _max(top, 16) < FAST_MIN_WEIGHT:
+        return False
+    out[4] = nu_sum + gs
+    out[5] = _sum(acc, 16)
+    return True
+
+
 @numba.njit(**_JIT)
 def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
     """grid[2, k] = S over block k at this shift: sum of exp(r - shift), r clipped at shift."""
-    rp, rm, a, b = coord[9], coord[10], coord[11], coord[12]
+    rp, rm, a, b = coord[_C_RP], coord[_C_RM], coord[_C_A], coord[_C_B]
     for d in range(24):
-        a[d] = dexp(min(rp[d] - shift, 0.0))
-        b[d] = dexp(min(rm[d] - shift, 0.0))
+        a[d] = min(rp[d] - shift, 0.0)
+        b[d] = min(rm[d] - shift, 0.0)
+    vexp(a, 24)
+    vexp(b, 24)
     for k in range(3):
         _subset_sums(a, 8 * k, dp[2])
         _subset_sums(b, 8 * k, dp[3])
@@ -259,8 +344,8 @@ def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
 
 
 @numba.njit(**_JIT)
-def _c_exact(L, pat, w, scr, keys, pend, coord, dp, grid, out) -> None:
-    rp, rm, delta = coord[9], coord[10], coord[13]
+def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
+    rp, rm, delta = coord[_C_RP], coord[_C_RM], coord[_C_DELTA]
     b1 = 0.0
     top_r = -np.inf
     for d in range(24):
@@ -313,7 +398,7 @@ def _c_exact(L, pat, w, scr, keys, pend, coord, dp, grid, out) -> None:
     for t in range(NUM_GOLAY):
         e = keys[t] - top
         keys[t] = e if e >= KEY_FLUSH else -1000.0
-    vexp(keys, NUM_GOLAY, scr)
+    vexp(keys, NUM_GOLAY)
     for t in range(NUM_GOLAY):
         w[t] = keys[t] * w[t]
     out[4] = b1 + top
@@ -321,15 +406,21 @@ def _c_exact(L, pat, w, scr, keys, pend, coord, dp, grid, out) -> None:
 
 
 @numba.njit(**_JIT)
-def _mix_support(w, coef, m_count: int, size: int, q) -> None:
-    """q[:size] = sum_m coef[m] * w[m, :size] (unnormalized)."""
-    for u in range(size):
-        q[u] = 0.0
-    for m in range(m_count):
-        c = coef[m]
-        if c > 0.0:
-            for u in range(size):
-                q[u] += c * w[m, u]
+def _workspace(m_count: int):
+    """Per-thread scratch arrays (see the unpacking in :func:`_components`)."""
+    return (
+        np.empty((m_count, NUM_PAIRS)),
+        np.empty((m_count, NUM_OCTADS)),
+        np.empty((m_count, NUM_GOLAY)),
+        np.empty((m_count, 6)),
+        np.empty(NUM_GOLAY),
+        np.empty(NUM_GOLAY, dtype=np.int64),
+        np.empty((_COORD_ROWS, 24)),
+        np.empty((12, 256)),
+        np.empty((4, 3, 16, 16)),
+        np.empty(2 * m_count + 8),
+        np.empty((m_count, DETAIL_MAX)),
+    )
 
 
 @numba.njit(**_JIT)
@@ -340,18 +431,17 @@ def _log_weights(logits, log_pi) -> None:
 
 
 @numba.njit(**_JIT)
-def _token(L, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi, ws):
-    wa, wb, wc, comp, scr, keys, pend, coord, dp, grid, fb, tmp = ws
+def _components(L, logits, pairs, opat, pat, shape_p, log_z, log_pi, ws) -> None:
+    """Per component: all support weights (in ``ws``), log Z; the mixture's shape pmf."""
+    wa, wb, wc, comp, keys, pend, coord, dp, grid, tmp, _ = ws
     m_count = L.shape[0]
-    single = m_count == 1  # one component: weights go straight into the outputs
     _log_weights(logits, log_pi)
     for m in range(m_count):
         Lm = L[m]
-        _shape_a(Lm, pairs, qa if single else wa[m], scr, coord, comp[m])
-        _shape_b(Lm, opat, qb if single else wb[m], fb, scr, coord, dp, comp[m])
-        w = qc if single else wc[m]
-        if not _c_fast(Lm, pat, w, coord, dp, grid, comp[m]):
-            _c_exact(Lm, pat, w, scr, keys, pend, coord, dp, grid, comp[m])
+        _shape_a(Lm, pairs, wa[m], coord, comp[m])
+        _shape_b(Lm, opat, wb[m], coord, dp, comp[m])
+        if not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp[m]):
+            _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp[m])
         for s in range(3):
             tmp[s] = comp[m, 2 * s] + dlog(comp[m, 2 * s + 1])
         log_z[m] = _logsumexp(tmp, 3)
@@ -363,93 +453,34 @@ def _token(L, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log
     total = shape_p[0] + shape_p[1] + shape_p[2]
     for s in range(3):
         shape_p[s] = shape_p[s] / total
-    if single:
-        for s in range(3):
-            q_total[s] = comp[0, 2 * s + 1]
-        return
-    coef = tmp[3:]
-    for s in range(3):
-        top = -np.inf
-        for m in range(m_count):
-            coef[m] = log_pi[m] + comp[m, 2 * s] - log_z[m]
-            top = max(top, coef[m])
-        acc = 0.0
-        for m in range(m_count):
-            coef[m] = dexp(coef[m] - top)
-            acc += coef[m] * comp[m, 2 * s + 1]
-        q_total[s] = acc
-        if s == 0:
-            _mix_support(wa, coef, m_count, NUM_PAIRS, qa)
-        elif s == 1:
-            _mix_support(wb, coef, m_count, NUM_OCTADS, qb)
-        else:
-            _mix_support(wc, coef, m_count, NUM_GOLAY, qc)
 
 
 @numba.njit(**_JIT)
-def _workspace(m_count: int):
-    return (
-        np.empty((m_count, NUM_PAIRS)),
-        np.empty((m_count, NUM_OCTADS)),
-        np.empty((m_count, NUM_GOLAY)),
-        np.empty((m_count, 6)),
-        np.empty(NUM_GOLAY),
-        np.empty(NUM_GOLAY),
-        np.empty(NUM_GOLAY, dtype=np.int64),
-        np.empty((14, 24)),
-        np.empty((12, 256)),
-        np.empty((4, 3, 16, 16)),
-        np.empty(NUM_OCTADS),
-        np.empty(3 + m_count),
-    )
-
-
-@numba.njit(**_PJIT)
-def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi):
-    """Per token: shape pmf, the three unnormalized support pmfs and their totals, per-component
-    log Z and log mixture weights."""
-    n = tables.shape[0]
-    m_count = tables.shape[1]
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        ws = _workspace(m_count)
-        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            _token(
-                tables[t],
-                logits[t],
-                pairs,
-                opat,
-                pat,
-                shape_p[t],
-                qa[t],
-                qb[t],
-                qc[t],
-                q_total[t],
-                log_z[t],
-                log_pi[t],
-                ws,
-            )
-
-
-@numba.njit(**_JIT)
-def _finish_detail(x, log_pi, log_z, size: int, out, v, scr) -> None:
-    """out[:size] = normalized sum_m pi_m exp(x[m, :size] - log Z_m) (x: log joint weights)."""
-    m_count = x.shape[0]
-    if m_count == 1:
-        for d in range(size):
-            v[d] = x[0, d]
-    else:
-        lj = scr[:m_count]
-        for d in range(size):
-            for m in range(m_count):
-                lj[m] = log_pi[m] - log_z[m] + x[m, d]
-            v[d] = _logsumexp(lj, m_count)
-    top = _max(v, size)
-    for d in range(size):
-        v[d] -= top
-    vexp(v, size, scr)
-    total = _sum(v, size)
-    for d in range(size):
-        out[d] = v[d] / total
+def _mix_support(s: int, log_z, log_pi, ws, q) -> float:
+    """q = the support weights of shape ``s`` mixed over the components (unnormalized, the
+    largest component scaled by 1); returns their total."""
+    wa, wb, wc, comp, _, _, _, _, _, tmp, _ = ws
+    m_count = comp.shape[0]
+    coef = tmp[3 : 3 + m_count]
+    top = -np.inf
+    for m in range(m_count):
+        coef[m] = log_pi[m] + comp[m, 2 * s] - log_z[m]
+        top = max(top, coef[m])
+    total = 0.0
+    for m in range(m_count):
+        coef[m] = dexp(coef[m] - top)
+        total += coef[m] * comp[m, 2 * s + 1]
+    w = wa if s == 0 else (wb if s == 1 else wc)
+    size = w.shape[1]
+    for u in range(size):
+        q[u] = 0.0
+    for m in range(m_count):
+        c = coef[m]
+        if c > 0.0:
+            wm = w[m]
+            for u in range(size):
+                q[u] += c * wm[u]
+    return total
 
 
 @numba.njit(**_JIT)
@@ -463,22 +494,29 @@ def _detail_a(L, i: int, j: int, x) -> None:
 
 
 @numba.njit(**_JIT)
-def _detail_b(L, coords, x, pos, neg) -> None:
+def _detail_b(L, coords, x) -> None:
+    """x[s] for the 128 sign patterns s (bit k: coordinate k negative; the 8th by parity).
+
+    Every value is an exact sum of grid values (any order gives the same bits)."""
     base = 0.0
     for d in range(24):
         base += L[d, 4]
     for k in range(8):
-        base -= L[coords[k], 4]
-        pos[k] = L[coords[k], 6]
-        neg[k] = L[coords[k], 2]
+        base += L[coords[k], 6] - L[coords[k], 4]
+    c7 = coords[7]
+    flip7 = L[c7, 2] - L[c7, 6]
+    # x[s] with the 8th sign positive, by doubling; odd patterns then flip the 8th sign.
+    x[0] = base
+    size = 1
+    for k in range(7):
+        c = coords[k]
+        step = L[c, 2] - L[c, 6]
+        for p in range(size):
+            x[p + size] = x[p] + step
+        size *= 2
     for s in range(128):
-        lw = base
-        parity = 0
-        for k in range(7):
-            bit = (s >> k) & 1
-            parity ^= bit
-            lw += neg[k] if bit else pos[k]
-        x[s] = lw + (neg[7] if parity else pos[7])
+        if (0x6996 >> ((s ^ (s >> 4)) & 15)) & 1:  # odd number of bits
+            x[s] += flip7
 
 
 @numba.njit(**_JIT)
@@ -490,29 +528,98 @@ def _detail_c(L, c, x) -> None:
         x[p] = base + ((L[p, 7] - L[p, 3]) if c[p] else (L[p, 1] - L[p, 5]))
 
 
-@numba.njit(**_PJIT)
-def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, structure, out):
-    """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports.
+@numba.njit(**_JIT)
+def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, ws) -> None:
+    """Normalized detail pmf of a token of ``shape`` with support ``u`` (into ``out``)."""
+    x = ws[10]
+    m_count = L.shape[0]
+    size = out.shape[0]
+    for m in range(m_count):
+        if shape == 0:
+            _detail_a(L[m], pairs[u, 0], pairs[u, 1], x[m])
+        elif shape == 1:
+            _detail_b(L[m], octads[u], x[m])
+        else:
+            _detail_c(L[m], golay[u], x[m])
+    top = -np.inf
+    for m in range(m_count):
+        shift = log_pi[m] - log_z[m]
+        xm = x[m]
+        for d in range(size):
+            xm[d] += shift
+            top = xm[d] if xm[d] > top else top
+    for m in range(m_count):
+        xm = x[m]
+        for d in range(size):
+            xm[d] -= top
+        vexp(xm, size)
+    for d in range(size):
+        out[d] = x[0, d]
+    for m in range(1, m_count):
+        xm = x[m]
+        for d in range(size):
+            out[d] += xm[d]
+    total = _sum(out, size)
+    for d in range(size):
+        out[d] = out[d] / total
 
-    ``structure``: pairs (shape 0), octads (1) or Golay words (2).
-    """
+
+@numba.njit(**_PJIT)
+def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi):
+    """Per token: shape pmf, the three unnormalized support pmfs and their totals, per-component
+    log Z and log mixture weights."""
+    n = tables.shape[0]
+    m_count = tables.shape[1]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        ws = _workspace(m_count)
+        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            _components(tables[t], logits[t], pairs, opat, pat, shape_p[t], log_z[t], log_pi[t], ws)
+            q_total[t, 0] = _mix_support(0, log_z[t], log_pi[t], ws, qa[t])
+            q_total[t, 1] = _mix_support(1, log_z[t], log_pi[t], ws, qb[t])
+            q_total[t, 2] = _mix_support(2, log_z[t], log_pi[t], ws, qc[t])
+
+
+@numba.njit(**_PJIT)
+def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, octads, golay, out):
+    """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports."""
     n = tokens.shape[0]
     m_count = tables.shape[1]
-    size = out.shape[1]
     for c in prange((n + 63) // 64):
-        x = np.empty((m_count, size))
-        v = np.empty(size)
-        scr = np.empty(max(size, m_count))
-        pos = np.empty(8)
-        neg = np.empty(8)
+        ws = _workspace(m_count)
         for r in range(c * 64, min(n, (c + 1) * 64)):
             t = tokens[r]
-            u = support[r]
-            for m in range(m_count):
-                if shape == 0:
-                    _detail_a(tables[t, m], structure[u, 0], structure[u, 1], x[m])
-                elif shape == 1:
-                    _detail_b(tables[t, m], structure[u], x[m], pos, neg)
-                else:
-                    _detail_c(tables[t, m], structure[u], x[m])
-            _finish_detail(x, log_pi[t], log_z[t], size, out[r], v, scr)
+            _detail(
+                shape, tables[t], log_pi[t], log_z[t], support[r], pairs, octads, golay, out[r], ws
+            )
+
+
+@numba.njit(**_PJIT)
+def encode_kernel(
+    tables, logits, pairs, opat, pat, octads, golay, shape, support, row,
+    shape_p, qa, qb, qc, da, db, dc, q_total,
+):  # fmt: skip
+    """The encoder's pass: shape pmfs of all tokens; for token ``t`` of shape ``s = shape[t]``
+    its support pmf (as :func:`summary_kernel`) and its detail pmf given ``support[t]`` (as
+    :func:`detail_kernel`), in row ``row[t]`` of ``qa|qb|qc`` and ``da|db|dc``; ``q_total[t]``:
+    the total of its support pmf."""
+    n = tables.shape[0]
+    m_count = tables.shape[1]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        ws = _workspace(m_count)
+        log_z = np.empty(m_count)
+        log_pi = np.empty(m_count)
+        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            L = tables[t]
+            _components(L, logits[t], pairs, opat, pat, shape_p[t], log_z, log_pi, ws)
+            s = shape[t]
+            r = row[t]
+            u = support[t]
+            if s == 0:
+                q_total[t] = _mix_support(0, log_z, log_pi, ws, qa[r])
+                _detail(0, L, log_pi, log_z, u, pairs, octads, golay, da[r], ws)
+            elif s == 1:
+                q_total[t] = _mix_support(1, log_z, log_pi, ws, qb[r])
+                _detail(1, L, log_pi, log_z, u, pairs, octads, golay, db[r], ws)
+            else:
+                q_total[t] = _mix_support(2, log_z, log_pi, ws, qc[r])
+                _detail(2, L, log_pi, log_z, u, pairs, octads, golay, dc[r], ws)
