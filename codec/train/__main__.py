@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--prior-lr", type=float, default=1e-3)
     parser.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
     parser.add_argument("--channels", type=int, default=ModelConfig.channels)

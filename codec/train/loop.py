@@ -28,7 +28,7 @@ class TrainOptions:
     config: ModelConfig
     batch: int = 16
     crop: int = 128
-    lr: float = 3e-4
+    lr: float = 2e-4
     prior_lr: float = 1e-3
     prior: bool = True
     steps: int = 1_000_000
