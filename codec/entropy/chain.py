@@ -23,6 +23,7 @@ from .structure import (
     SUPPORT_SIZES,
     block_patterns,
     golay_bits,
+    golay_coder_order,
     octad_block_patterns,
     octads,
     pairs,
@@ -32,8 +33,23 @@ from .structure import (
 CHUNK = 1024
 
 
+def support_columns(shape: int, support: np.ndarray) -> np.ndarray:
+    """Columns of supports of ``shape`` in the support pmfs (and coded symbols): the support
+    itself, except for shape C (:func:`~.structure.golay_coder_order`)."""
+    support = np.asarray(support, dtype=np.int64)
+    return golay_coder_order()[0][support] if shape == 2 else support
+
+
+def column_supports(shape: int, column: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`support_columns`."""
+    column = np.asarray(column, dtype=np.int64)
+    return golay_coder_order()[1][column] if shape == 2 else column
+
+
 class Summary(NamedTuple):
-    """Shape pmf, conditional support pmfs of every shape, and per-component normalizers."""
+    """Shape pmf, conditional support pmfs of every shape, and per-component normalizers.
+
+    Support pmf columns: see :func:`support_columns`."""
 
     shape: np.ndarray  # (T, 3), normalized
     support: tuple[
@@ -129,6 +145,7 @@ class EncoderPmfs(NamedTuple):
     shape: np.ndarray  # (T, 3) shape pmfs, normalized
     groups: tuple[np.ndarray, np.ndarray, np.ndarray]  # token numbers of each shape, ascending
     support: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n_s, SUPPORT_SIZES[s]) unnormalized
+    # (columns: support_columns)
     detail: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n_s, DETAIL_SIZES[s]) normalized
     support_total: np.ndarray  # (T,) the total of each token's support row (up to rounding)
 
@@ -189,7 +206,8 @@ def conditional_probabilities(
         out[start:stop, 0] = pmfs.shape[rows, shape]
         for s, sel in enumerate(pmfs.groups):
             r = np.arange(sel.size)
-            out[start + sel, 1] = pmfs.support[s][r, support[sel]] / pmfs.support_total[sel]
+            column = support_columns(s, support[sel])
+            out[start + sel, 1] = pmfs.support[s][r, column] / pmfs.support_total[sel]
             out[start + sel, 2] = pmfs.detail[s][r, detail[sel]]
     return out
 
@@ -215,7 +233,8 @@ def sample(
         for s in range(3):
             sel = np.flatnonzero(shape == s)
             if sel.size:
-                support[sel] = _draw(summary.support[s][sel], rng)  # _draw normalizes
+                column = _draw(summary.support[s][sel], rng)  # _draw normalizes
+                support[sel] = column_supports(s, column)
                 detail[sel] = _draw(detail_pmfs(chunk, summary, s, sel, support[sel], threads), rng)
         out[start:stop] = join_index(shape, support, detail)
     return out

@@ -24,10 +24,12 @@ from ..errors import LqzError
 from .chain import (
     CHUNK,
     SummaryBuffers,
+    column_supports,
     conditional_probabilities,
     detail_pmfs,
     encoder_pmfs,
     summarize,
+    support_columns,
 )
 from .params import CodingParams, quantize_params
 from .shell_pmf import join_index, log_prob, split_index
@@ -92,7 +94,8 @@ class TokenEncoder:
         self._coder.encode(shape.astype(np.int32), _FAMILY, pmfs.shape)
         for s, sel in enumerate(pmfs.groups):
             if sel.size:
-                self._coder.encode(support[sel].astype(np.int32), _FAMILY, pmfs.support[s])
+                symbols = support_columns(s, support[sel]).astype(np.int32)
+                self._coder.encode(symbols, _FAMILY, pmfs.support[s])
         for s, sel in enumerate(pmfs.groups):
             if sel.size:
                 self._coder.encode(detail[sel].astype(np.int32), _FAMILY, pmfs.detail[s])
@@ -153,7 +156,7 @@ class TokenDecoder:
         groups = [np.flatnonzero(shape == s) for s in range(3)]
         for s, sel in enumerate(groups):
             if sel.size:
-                support[sel] = self._decode(_FAMILY, summary.support[s][sel])
+                support[sel] = column_supports(s, self._decode(_FAMILY, summary.support[s][sel]))
         for s, sel in enumerate(groups):
             if sel.size:
                 pmf = detail_pmfs(params, summary, s, sel, support[sel], self._threads)

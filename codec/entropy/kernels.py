@@ -43,6 +43,7 @@ import numpy as np
 from numba import prange
 
 from .detmath import dexp, dlog, vexp
+from .simd import golay_word_block
 
 _JIT = dict(nogil=True, cache=True)
 _PJIT = dict(parallel=True, nogil=True, cache=True)
@@ -52,8 +53,8 @@ NUM_OCTADS = 759
 NUM_GOLAY = 4096
 DETAIL_MAX = 128
 
-FLUSH = 1e-100  # fast path: factors and partial products below this become 0 (all stay normal)
-FAST_MIN_WEIGHT = 1e-60  # ... its largest word weight must be >= this (else: exact path)
+FLUSH = 1e-150  # fast path: factors and partial products below this become 0 (products normal)
+FAST_MIN_WEIGHT = 1e-110  # ... its largest word weight must be >= this (else: exact path)
 B_LINEAR_SPREAD = 170.0  # B linear path: max lB - min lB (partial products within e^+-680)
 B_LINEAR_MIN_WEIGHT = 1e-250  # ... and its largest octad weight must be >= this
 TIER = 300.0
@@ -181,19 +182,21 @@ def _subset_sums(values, base: int, table) -> None:
 
 
 @numba.njit(inline="always", **_JIT)
-def _parity_factor(dp, p0: int, p1: int, p2: int) -> float:
-    """f = (1 + prod t) / 2 over the octad, or D / 2 where that would cancel."""
-    p = (dp[3, p0] * dp[4, p1]) * dp[5, p2]
-    if p >= -0.5:
-        return 0.5 * (1.0 + p)
-    return 0.5 * (dp[9, p0] + dp[6, p0] * (dp[10, p1] + dp[7, p1] * dp[11, p2]))
+def _octad_weight(e0, e1, e2) -> float:
+    """Octad weight from its three block entries ``[P, prod t, prod |t|, D]``: the product of
+    the P, times f = (1 + prod t) / 2, or D / 2 where that would cancel (branch-free)."""
+    p = (e0[1] * e1[1]) * e2[1]
+    d = e0[3] + e0[2] * (e1[3] + e1[2] * e2[3])
+    f = 0.5 * (1.0 + p) if p >= -0.5 else 0.5 * d
+    return ((e0[0] * e1[0]) * e2[0]) * f
 
 
 @numba.njit(**_JIT)
-def _shape_b(L, opat, w, coord, dp, out) -> None:
-    """Octad weights. ``dp`` rows: 0-2 block sums of lB (log path) or products of exp(lB - c)
-    (linear path), 3-5 products of t, 6-8 products of |t|, 9-11 D."""
+def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
+    """Octad weights. ``dp`` as (block, pattern, 4): [P, prod t, prod |t|, D] with P the
+    product of exp(lB - c) (linear path) or 1 (log path, where ``w`` first holds the sums)."""
     lb, ts, ta, ep, ex = coord[_C_LB], coord[_C_TS], coord[_C_TA], coord[_C_EP], coord[_C_EXP]
+    tab = dp.reshape((3, 256, 4))
     base0 = 0.0
     for d in range(24):
         base0 += L[d, 4]
@@ -209,55 +212,65 @@ def _shape_b(L, opat, w, coord, dp, out) -> None:
         ts[d] = ta[d] if L[d, 6] >= L[d, 2] else -ta[d]
         lo = min(lo, lb[d])
         hi = max(hi, lb[d])
-    # Per 8-coordinate block, over all 256 patterns: products of t and |t|, and D = 1 - prod |t|
-    # accumulated as D + prod|t| * eps (non-negative terms only).
+    linear = hi - lo <= B_LINEAR_SPREAD
+    c = 0.5 * (hi + lo)
+    for d in range(24):
+        ex[d] = lb[d] - c  # |lB - c| <= 85: products of up to 8 lie within e^+-680
+    vexp(ex, 24)
+    # Per 8-coordinate block, over all 256 patterns: products of exp(lB - c), t and |t|, and
+    # D = 1 - prod |t| accumulated as D + prod|t| * eps (non-negative terms only).
     for k in range(3):
-        prods, pabs, dd = dp[k + 3], dp[k + 6], dp[k + 9]
-        prods[0] = 1.0
-        pabs[0] = 1.0
-        dd[0] = 0.0
+        tk = tab[k]
+        tk[0, 0] = 1.0
+        tk[0, 1] = 1.0
+        tk[0, 2] = 1.0
+        tk[0, 3] = 0.0
         size = 1
         for j in range(8):
             d = 8 * k + j
+            e = ex[d] if linear else 1.0
+            t = ts[d]
+            a = ta[d]
+            eps = ep[d]
             for p in range(size):
-                prods[p + size] = prods[p] * ts[d]
-                pabs[p + size] = pabs[p] * ta[d]
-                dd[p + size] = dd[p] + pabs[p] * ep[d]
+                q = p + size
+                tk[q, 0] = tk[p, 0] * e
+                tk[q, 1] = tk[p, 1] * t
+                tk[q, 2] = tk[p, 2] * a
+                tk[q, 3] = tk[p, 3] + tk[p, 2] * eps
             size *= 2
-    if hi - lo <= B_LINEAR_SPREAD:
-        c = 0.5 * (hi + lo)
-        for d in range(24):
-            ex[d] = lb[d] - c  # |lB - c| <= 85: products of up to 8 lie within e^+-680
-        vexp(ex, 24)
-        for k in range(3):
-            _block_products(ex, 8 * k, dp[k], 1.0)
+    if linear:
         for o in range(NUM_OCTADS):
-            p0 = opat[o, 0]
-            p1 = opat[o, 1]
-            p2 = opat[o, 2]
-            w[o] = ((dp[0, p0] * dp[1, p1]) * dp[2, p2]) * _parity_factor(dp, p0, p1, p2)
+            w[o] = _octad_weight(tab[0, opat[o, 0]], tab[1, opat[o, 1]], tab[2, opat[o, 2]])
         if _max(w, NUM_OCTADS) >= B_LINEAR_MIN_WEIGHT:
             out[2] = base0 + 8.0 * c
             out[3] = _sum(w, NUM_OCTADS)
             return
+        for k in range(3):
+            for p in range(256):
+                tab[k, p, 0] = 1.0
+    # Log path: w = exp(sum lB - max) * f, with the block tables' P = 1 (f alone).
+    sums = grid[3].reshape((3, 256))
     for k in range(3):
-        _subset_sums(lb, 8 * k, dp[k])
+        _subset_sums(lb, 8 * k, sums[k])
     for o in range(NUM_OCTADS):
-        w[o] = (dp[0, opat[o, 0]] + dp[1, opat[o, 1]]) + dp[2, opat[o, 2]]
+        w[o] = (sums[0, opat[o, 0]] + sums[1, opat[o, 1]]) + sums[2, opat[o, 2]]
     smax = _max(w, NUM_OCTADS)
     for o in range(NUM_OCTADS):
         w[o] -= smax
     vexp(w, NUM_OCTADS)
     for o in range(NUM_OCTADS):
-        w[o] *= _parity_factor(dp, opat[o, 0], opat[o, 1], opat[o, 2])
+        w[o] *= _octad_weight(tab[0, opat[o, 0]], tab[1, opat[o, 1]], tab[2, opat[o, 2]])
     out[2] = base0 + smax
     out[3] = _sum(w, NUM_OCTADS)
 
 
 @numba.njit(**_JIT)
 def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
-    """Product form through Turyn's blocks; False when the largest weight is too small."""
-    nu_row, ex = coord[_C_NU], coord[_C_EXP : _C_EXP + 4].reshape(-1)  # 96 contiguous values
+    """Product form through Turyn's blocks (weights in coder order, see :func:`_c_exact`);
+    False when the largest weight is below ``FAST_MIN_WEIGHT``."""
+    nu_row = coord[_C_NU]
+    ex = coord[_C_EXP : _C_EXP + 4].reshape(96)
     nu_sum = 0.0
     gmax = -np.inf
     for d in range(24):
@@ -294,30 +307,18 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
                 phi[p] = _flush(ph * f0)
                 psi[p] = _flush(ps * f0 + ph * g0)
             size *= 2
-        for x in range(16):
-            for y in range(16):
-                grid[0, k, x, y] = phi[pat[x, y]]
-                grid[1, k, x, y] = psi[pat[x, y]]
-    acc = dp[2, :16]
-    top = dp[3, :16]
-    for b in range(16):
-        acc[b] = 0.0
-        top[b] = 0.0
-    for x in range(16):
-        for a in range(16):
-            fa = grid[0, 0, x, a]
-            ga = grid[1, 0, x, a]
-            base = x * 256 + a * 16
-            for b in range(16):
-                ab = a ^ b
-                fb = grid[0, 1, x, b]
-                gb = grid[1, 1, x, b]
-                fc = grid[0, 2, x, ab]
-                gc = grid[1, 2, x, ab]
-                v = fc * (ga * fb + fa * gb) + gc * (fa * fb)
-                w[base + b] = v
-                acc[b] += v
-                top[b] = v if v > top[b] else top[b]
+        for y in range(16):
+            for x in range(16):
+                grid[0, k, y, x] = phi[pat[x, y]]
+                grid[1, k, y, x] = psi[pat[x, y]]
+    acc = dp[2, :32]  # sums (0-15) and maxima (16-31) per x lane
+    for x in range(32):
+        acc[x] = 0.0
+    flat = grid.reshape(3072)
+    for a in range(16):
+        for b in range(16):
+            golay_word_block(flat, w, a, b, acc)
+    top = acc[16:]
     if _max(top, 16) < FAST_MIN_WEIGHT:
         return False
     out[4] = nu_sum + gs
@@ -327,7 +328,7 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
 
 @numba.njit(**_JIT)
 def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
-    """grid[2, k] = S over block k at this shift: sum of exp(r - shift), r clipped at shift."""
+    """grid[2, k, y, x] = S over block k at this shift: sum of exp(r - shift), r clipped."""
     rp, rm, a, b = coord[_C_RP], coord[_C_RM], coord[_C_A], coord[_C_B]
     for d in range(24):
         a[d] = min(rp[d] - shift, 0.0)
@@ -337,14 +338,16 @@ def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
     for k in range(3):
         _subset_sums(a, 8 * k, dp[2])
         _subset_sums(b, 8 * k, dp[3])
-        for x in range(16):
-            for y in range(16):
+        for y in range(16):
+            for x in range(16):
                 p = pat[x, y]
-                grid[2, k, x, y] = dp[2][255 ^ p] + dp[3][p]
+                grid[2, k, y, x] = dp[2][255 ^ p] + dp[3][p]
 
 
 @numba.njit(**_JIT)
 def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
+    """Golay word weights in coder order: word ``x * 256 + a * 16 + b`` (Turyn index) at
+    ``a * 256 + b * 16 + x`` (see :func:`lqz.entropy.structure.golay_coder_order`)."""
     rp, rm, delta = coord[_C_RP], coord[_C_RM], coord[_C_DELTA]
     b1 = 0.0
     top_r = -np.inf
@@ -356,20 +359,20 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
         top_r = max(top_r, rp[d], rm[d])
     for k in range(3):
         _subset_sums(delta, 8 * k, dp[4])
-        for x in range(16):
-            for y in range(16):
-                grid[3, k, x, y] = dp[4][pat[x, y]]
+        for y in range(16):
+            for x in range(16):
+                grid[3, k, y, x] = dp[4][pat[x, y]]
     shift = top_r
     _tier_tables(coord, shift, dp, pat, grid)
     n_pend = 0
-    for x in range(16):
-        for a in range(16):
-            for b in range(16):
-                ab = a ^ b
-                t = x * 256 + a * 16 + b
-                s = grid[2, 0, x, a] + grid[2, 1, x, b] + grid[2, 2, x, ab]
+    for a in range(16):
+        for b in range(16):
+            ab = a ^ b
+            for x in range(16):
+                t = a * 256 + b * 16 + x
+                s = grid[2, 0, a, x] + grid[2, 1, b, x] + grid[2, 2, ab, x]
                 if s >= THETA:
-                    keys[t] = grid[3, 0, x, a] + grid[3, 1, x, b] + grid[3, 2, x, ab] + shift
+                    keys[t] = grid[3, 0, a, x] + grid[3, 1, b, x] + grid[3, 2, ab, x] + shift
                     w[t] = s
                 else:
                     pend[n_pend] = t
@@ -382,13 +385,13 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
         n_next = 0
         for q in range(n_pend):
             t = pend[q]
-            x = t // 256
-            a = (t // 16) % 16
-            b = t % 16
+            a = t // 256
+            b = (t // 16) % 16
+            x = t % 16
             ab = a ^ b
-            s = grid[2, 0, x, a] + grid[2, 1, x, b] + grid[2, 2, x, ab]
+            s = grid[2, 0, a, x] + grid[2, 1, b, x] + grid[2, 2, ab, x]
             if s >= THETA or tier >= LAST_TIER:
-                keys[t] = grid[3, 0, x, a] + grid[3, 1, x, b] + grid[3, 2, x, ab] + shift
+                keys[t] = grid[3, 0, a, x] + grid[3, 1, b, x] + grid[3, 2, ab, x] + shift
                 w[t] = s
             else:
                 pend[n_next] = t
@@ -439,7 +442,7 @@ def _components(L, logits, pairs, opat, pat, shape_p, log_z, log_pi, ws) -> None
     for m in range(m_count):
         Lm = L[m]
         _shape_a(Lm, pairs, wa[m], coord, comp[m])
-        _shape_b(Lm, opat, wb[m], coord, dp, comp[m])
+        _shape_b(Lm, opat, wb[m], coord, dp, grid, comp[m])
         if not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp[m]):
             _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp[m])
         for s in range(3):

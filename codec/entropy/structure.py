@@ -84,6 +84,21 @@ def _check_turyn(patterns: np.ndarray) -> None:
 
 
 @lru_cache(maxsize=1)
+def golay_coder_order() -> tuple[np.ndarray, np.ndarray]:
+    """``(column, word)``: the coder's column of each Golay word, and its inverse (int64).
+
+    The coding kernels lay out the 4,096 weights of shape C with the Turyn ``x`` innermost:
+    word ``x * 256 + a * 16 + b`` is column ``a * 256 + b * 16 + x`` of the support pmf."""
+    t = np.arange(4096, dtype=np.int64)
+    column = ((t >> 4) & 15) * 256 + (t & 15) * 16 + (t >> 8)
+    word = np.empty_like(column)
+    word[column] = t
+    column.setflags(write=False)
+    word.setflags(write=False)
+    return column, word
+
+
+@lru_cache(maxsize=1)
 def codebook_columns() -> np.ndarray:
     """(196560, 24) int64 value-axis columns ``v + 4`` of every codeword, canonical order."""
     from ..leech.shell import integer_codebook
