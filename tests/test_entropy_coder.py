@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lqz.entropy import TokenDecoder, TokenEncoder, chain, ideal_bits, log_prob
+from lqz.entropy import CorruptStream, TokenDecoder, TokenEncoder, chain, ideal_bits, log_prob
 from lqz.entropy.params import quantize_params
-from lqz.errors import LqzError
+from lqz.errors import FormatError, LqzError
 
 SIZE = 196_560
 VALUES = np.arange(-4, 5)
@@ -194,6 +194,16 @@ def test_corrupt_stream_raises_lqz_error(name: str, stream: tuple[list, bytes]) 
     calls, data = stream
     with pytest.raises(LqzError):
         decode_stream(calls, corruptions(data)[name])
+
+
+def test_corrupt_stream_is_a_format_error(stream: tuple[list, bytes]) -> None:
+    """A corrupt payload gets the exit code of a corrupt container."""
+    assert issubclass(CorruptStream, FormatError)
+    assert CorruptStream.exit_code == FormatError.exit_code == 3
+    calls, data = stream
+    with pytest.raises(CorruptStream) as info:
+        decode_stream(calls, corruptions(data)["flip-middle"])
+    assert isinstance(info.value, FormatError)
 
 
 def test_mismatched_decoding_raises_lqz_error(stream: tuple[list, bytes]) -> None:

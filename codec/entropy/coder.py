@@ -20,7 +20,7 @@ import constriction
 import numpy as np
 import torch
 
-from ..errors import LqzError
+from ..errors import FormatError
 from .chain import (
     CHUNK,
     SummaryBuffers,
@@ -42,8 +42,10 @@ CHECK_BITS = 16
 _CHECK_MODEL = constriction.stream.model.Uniform(1 << CHECK_BITS)
 
 
-class CorruptStream(LqzError):
-    """The entropy-coded token stream is truncated, corrupted or does not match the calls."""
+class CorruptStream(FormatError):
+    """The entropy-coded token stream is truncated, corrupted or does not match the calls.
+
+    A format error (exit code 3), like a damaged container: a tile payload is file content."""
 
 
 def _indices(indices: np.ndarray | torch.Tensor, count: int) -> np.ndarray:

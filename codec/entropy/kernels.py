@@ -23,7 +23,7 @@ to a log shift ``sh`` (``W = exp(sh) * w``). Below, ``L[d, a]`` is indexed by th
   ``psi_i = exp L[i, -+3]``. Fast path: per 8-coordinate block, tables over the 256 patterns of
   ``Phi = prod phi`` and ``Psi = sum_i psi_i prod_{j != i} phi_j`` (``phi_j`` normalized by
   ``max phi_j``, every ``psi`` by one common factor so that all are <= 1), combined per word
-  through Turyn's form; taken when the largest word weight is at least ``FAST_MIN_WEIGHT``.
+  through Turyn's form; taken when the total word weight is at least ``FAST_MIN_WEIGHT``.
   Exact path otherwise: ``exp(c.delta + log S(c))`` with ``S(c) = sum_i exp(r_i(c_i))`` summed in
   tiers of 300 nats (a word is evaluated at the first tier where ``S >= e^-300``).
 
@@ -54,7 +54,7 @@ NUM_GOLAY = 4096
 DETAIL_MAX = 128
 
 FLUSH = 1e-150  # fast path: factors and partial products below this become 0 (products normal)
-FAST_MIN_WEIGHT = 1e-110  # ... its largest word weight must be >= this (else: exact path)
+FAST_MIN_WEIGHT = 1e-110  # ... the total of its word weights must be >= this (else: exact)
 B_LINEAR_SPREAD = 170.0  # B linear path: max lB - min lB (partial products within e^+-680)
 B_LINEAR_MIN_WEIGHT = 1e-250  # ... and its largest octad weight must be >= this
 TIER = 300.0
@@ -311,18 +311,18 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
             for x in range(16):
                 grid[0, k, y, x] = phi[pat[x, y]]
                 grid[1, k, y, x] = psi[pat[x, y]]
-    acc = dp[2, :32]  # sums (0-15) and maxima (16-31) per x lane
-    for x in range(32):
+    acc = dp[2, :16]  # partial sums per x lane
+    for x in range(16):
         acc[x] = 0.0
     flat = grid.reshape(3072)
     for a in range(16):
         for b in range(16):
             golay_word_block(flat, w, a, b, acc)
-    top = acc[16:]
-    if _max(top, 16) < FAST_MIN_WEIGHT:
+    total = _sum(acc, 16)
+    if total < FAST_MIN_WEIGHT:  # the largest word is >= total / 4096
         return False
     out[4] = nu_sum + gs
-    out[5] = _sum(acc, 16)
+    out[5] = total
     return True
 
 
