@@ -9,6 +9,7 @@ import torch
 
 from lqz.entropy import CorruptStream, TokenDecoder, TokenEncoder, chain, ideal_bits, log_prob
 from lqz.entropy.params import quantize_params
+from lqz.entropy.shell_pmf import split_index
 from lqz.errors import FormatError, LqzError
 
 SIZE = 196_560
@@ -104,6 +105,36 @@ def test_results_do_not_depend_on_thread_counts() -> None:
     decoder = TokenDecoder(data, threads=1)  # encoded with 2 threads, decoded with 1
     assert np.array_equal(decoder.decode(tables, logits), indices)
     decoder.finish()
+
+
+def test_encoder_and_decoder_pmfs_are_bit_identical() -> None:
+    """The encoder's fused kernel, the decoder's passes and summarize give the same bits, with
+    1 or 2 threads."""
+    rng = np.random.default_rng(8)
+    tables, logits = params(rng, "mixture", 150)
+    tables[:50, :, 3] *= 300.0  # some components on the exact / log paths
+    p = quantize_params(tables, logits)
+    indices = draw(rng, tables, logits)
+    shape, support, _ = split_index(indices)
+    results = []
+    for threads in (1, 2):
+        enc = chain.encoder_pmfs(p, shape, support, threads)
+        shapes = chain.shape_pmfs(p, threads)
+        groups, rows = chain.support_pmfs(p, shapes, shape, threads)
+        details = chain.grouped_detail_pmfs(p, shapes, shape, support, threads)
+        summary = chain.summarize(p, threads)
+        assert np.array_equal(enc.shape, shapes.shape) and np.array_equal(enc.shape, summary.shape)
+        for s in range(3):
+            sel = groups[s]
+            assert np.array_equal(sel, enc.groups[s])
+            assert np.array_equal(enc.support[s], rows[s])
+            assert np.array_equal(enc.support[s], summary.support[s][sel])
+            assert np.array_equal(enc.detail[s], details[s])
+            old = chain.detail_pmfs(p, summary, s, sel, support[sel], threads)
+            assert np.array_equal(enc.detail[s], old)
+        results.append([enc.shape.copy(), *(a.copy() for a in enc.support + enc.detail)])
+    for a, b in zip(*results, strict=True):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("kind", ["peaked", "flat", "mixture"])

@@ -171,7 +171,7 @@ def test_golay_fast_path_matches_exact_path() -> None:
     rng = np.random.default_rng(5)
     pat = chain._structure()[2]
     ws = kernels._workspace(1)
-    _, _, _, _, keys, pend, coord, dp, grid, _, _ = ws
+    keys, pend, coord, dp, grid = ws[4:9]
     fast_w, exact_w = np.empty(4096), np.empty(4096)
     out_fast, out_exact = np.empty(6), np.empty(6)
 
@@ -204,6 +204,35 @@ def test_golay_fast_path_matches_exact_path() -> None:
     # over (these draws are known to need it).
     declined = [not fast_agrees(rng.uniform(-900.0, 0.0, size=(24, 9))) for _ in range(8)]
     assert any(declined)
+
+
+def test_octad_lanes_match_the_scalar_kernel() -> None:
+    """The 4-lane octad kernel gives the scalar kernel's bits, for any grouping of jobs, on
+    its linear path and through the fallback (wide tables: log path)."""
+    rng = np.random.default_rng(9)
+    tables = rng.normal(size=(9, 2, 24, 9)) * rng.choice([0.1, 3.0, 40.0], size=(9, 2, 1, 1))
+    tables[2, 1, 5] *= 100.0  # spread of lB beyond the linear path's range
+    tables[7, 0] = adversarial(rng)[0]
+    t = quantize_params(tables, np.zeros((9, 2))).tables
+    opat = chain._structure()[4]
+    ws = kernels._workspace(1)
+    keys, pend, coord, dp, grid = ws[4:9]
+    jobs = [(i, m) for i in range(9) for m in range(2)]
+    expect_w, expect_c = np.empty((len(jobs), 759)), np.zeros((len(jobs), 6))
+    for j, (i, m) in enumerate(jobs):
+        kernels._shape_b(t[i, m], opat, expect_w[j], coord, dp, grid, expect_c[j])
+    for order in (np.arange(len(jobs)), rng.permutation(len(jobs))):
+        w, c = np.empty_like(expect_w), np.zeros_like(expect_c)
+        for start in range(0, len(jobs), 3):  # groups of 3, 3, ..., lanes partly unused
+            sel = order[start : start + 3]
+            job_t = np.array([jobs[j][0] for j in sel] + [0], dtype=np.int64)
+            job_m = np.array([jobs[j][1] for j in sel] + [0], dtype=np.int64)
+            rows = np.array(list(sel) + [0], dtype=np.int64)
+            kernels._shape_b_lanes(
+                t, job_t, job_m, rows, len(sel), opat, w, c, coord, dp, grid, ws[11]
+            )
+        assert np.array_equal(w.view(np.int64), expect_w.view(np.int64))
+        assert np.array_equal(c[:, 2:4], expect_c[:, 2:4])
 
 
 def test_chain_agrees_with_torch_log_prob_on_a_batch() -> None:
@@ -292,4 +321,38 @@ def test_coding_grid() -> None:
     with pytest.raises(ValueError):
         quantize_params(np.full((1, 1, 24, 9), np.nan), np.zeros((1, 1)))
     with pytest.raises(ValueError):
+        quantize_params(np.zeros((1, 1, 24, 9)), np.full((1, 1), np.inf))
+    with pytest.raises(ValueError):
         quantize_params(np.zeros((1, 1, 24, 8)), np.zeros((1, 1)))
+
+
+def _numpy_grid(x: np.ndarray, floor: float) -> np.ndarray:
+    """Reference rounding: subtract the maximum of the last axis, round to GRID, clip."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    return np.clip(np.rint(x / GRID), floor / GRID, 0.0) * GRID
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_coding_grid_matches_numpy_rounding(dtype: type) -> None:
+    """The compiled rounding onto the grid equals plain numpy (ties to even, the floor, float32
+    inputs), chunk by chunk as the coder calls it, without negative zeros."""
+    from lqz.entropy.params import LOGIT_FLOOR, grid_rows, validate_params
+
+    rng = np.random.default_rng(11)
+    tables = rng.normal(size=(40, 2, 24, 9)) * rng.choice([0.01, 1.0, 50.0, 900.0], (40, 2, 1, 1))
+    tables[:5] = np.round(tables[:5] * 2 * 256) / (2 * 256)  # many exact ties k + 1/2
+    tables[5, 0, 3, 2] = -1e6  # far below the floor
+    logits = rng.normal(size=(40, 2)) * 300.0
+    logits[6] = [0.0, -(3 + 0.5) * GRID]  # a tie
+    tables, logits = tables.astype(dtype), logits.astype(dtype)
+    expect_t = _numpy_grid(tables, TABLE_FLOOR)
+    expect_l = _numpy_grid(logits, LOGIT_FLOOR)
+    whole = quantize_params(torch.from_numpy(tables), torch.from_numpy(logits))
+    assert np.array_equal(whole.tables, expect_t) and np.array_equal(whole.logits, expect_l)
+    assert not np.signbit(whole.tables[whole.tables == 0]).any()
+    raw = validate_params(tables, logits)
+    for start in range(0, 40, 16):
+        part = grid_rows(raw, start, min(start + 16, 40))
+        assert np.array_equal(part.tables, expect_t[start : start + 16])
+        assert np.array_equal(part.logits, expect_l[start : start + 16])

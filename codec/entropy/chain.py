@@ -2,8 +2,18 @@
 
 All functions take :class:`~.params.CodingParams` (grid-rounded) and return float64 numpy arrays
 computed by the deterministic kernels of :mod:`.kernels`: the same inputs give bit-identical
-outputs whatever the thread count. Memory: :func:`summarize` holds ``5,131`` floats per token,
-so callers feed tokens in chunks (the coder uses :data:`CHUNK`).
+outputs whatever the thread count, and the same pmf row whichever function computes it.
+
+- the encoder: :func:`encoder_pmfs` (shape pmfs; support and detail pmfs of each token's own
+  shape, one pass);
+- the decoder: :func:`shape_pmfs`, then :func:`support_pmfs` for the decoded shapes, then
+  :func:`grouped_detail_pmfs` for the decoded supports;
+- analysis: :func:`summarize` (all three support pmfs of every token: ``5,131`` floats per
+  token, so callers feed tokens in chunks, as the coder does with :data:`CHUNK`),
+  :func:`detail_pmfs`, :func:`conditional_probabilities`, :func:`sample`.
+
+Support pmf columns are the supports' indices, except for shape C, whose 4,096 Golay words the
+kernels lay out in another order (:func:`support_columns`); the coder codes columns.
 """
 
 from __future__ import annotations
@@ -93,6 +103,15 @@ class SummaryBuffers:
             self._arrays[key] = array
         return array[:rows]
 
+    def grid(self, mixtures: int) -> CodingParams:
+        """Room for :data:`CHUNK` tokens of grid-rounded parameters with ``mixtures`` components."""
+        tables = self._arrays.get(("grid_tables", mixtures))
+        if tables is None:
+            tables = np.empty((CHUNK, mixtures, 24, 9))
+            self._arrays[("grid_tables", mixtures)] = tables
+            self._arrays[("grid_logits", mixtures)] = np.empty((CHUNK, mixtures))
+        return CodingParams(tables, self._arrays[("grid_logits", mixtures)])
+
 
 def summarize(
     params: CodingParams, threads: int | None = None, buffers: SummaryBuffers | None = None
@@ -139,6 +158,93 @@ def detail_pmfs(
     return out
 
 
+class ShapePmfs(NamedTuple):
+    """The decoder's first pass: shape pmfs and per-component normalizers."""
+
+    shape: np.ndarray  # (T, 3), normalized
+    log_z: np.ndarray  # (T, M)
+    log_pi: np.ndarray  # (T, M)
+
+
+def _groups(shape: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Token numbers of each shape, and each token's row within its shape's group."""
+    groups = tuple(np.flatnonzero(shape == s) for s in range(3))
+    row = np.empty(shape.size, dtype=np.int64)
+    for sel in groups:
+        row[sel] = np.arange(sel.size)
+    return groups, row
+
+
+def shape_pmfs(
+    params: CodingParams, threads: int | None = None, buffers: SummaryBuffers | None = None
+) -> ShapePmfs:
+    """Shape pmfs of every token (as :func:`summarize`, without the support pmfs)."""
+    set_threads(threads)
+    pr, _, pat, _, opat = _structure()
+    t, m = params.tables.shape[:2]
+    buffers = buffers or SummaryBuffers()
+    out = ShapePmfs(
+        buffers.get("shape", t, 3), buffers.get("log_z", t, m), buffers.get("log_pi", t, m)
+    )
+    if t:
+        kernels.shape_kernel(params.tables, params.logits, pr, opat, pat, *out)
+    return out
+
+
+def support_pmfs(
+    params: CodingParams,
+    shapes: ShapePmfs,
+    shape: np.ndarray,
+    threads: int | None = None,
+    buffers: SummaryBuffers | None = None,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """(groups, rows): the token numbers of each shape, and their support pmfs (row ``r`` of
+    ``rows[s]`` for token ``groups[s][r]``), bit-identical to :func:`summarize`'s and
+    :func:`encoder_pmfs`'s (columns: :func:`support_columns`)."""
+    set_threads(threads)
+    pr, _, pat, _, opat = _structure()
+    buffers = buffers or SummaryBuffers()
+    shape = np.ascontiguousarray(shape, dtype=np.int64)
+    groups, row = _groups(shape)
+    rows = tuple(
+        buffers.get(f"support{s}", sel.size, size)
+        for s, (sel, size) in enumerate(zip(groups, SUPPORT_SIZES, strict=True))
+    )
+    total = buffers.get("total", shape.size, 1)[:, 0]
+    if shape.size:
+        kernels.support_kernel(
+            params.tables, shapes.log_z, shapes.log_pi, pr, opat, pat, shape, row, *rows, total
+        )
+    return groups, rows
+
+
+def grouped_detail_pmfs(
+    params: CodingParams,
+    shapes: ShapePmfs,
+    shape: np.ndarray,
+    support: np.ndarray,
+    threads: int | None = None,
+    buffers: SummaryBuffers | None = None,
+) -> tuple[np.ndarray, ...]:
+    """Detail pmfs of every token given its shape and support: row ``r`` of the result's
+    ``[s]`` for the ``r``-th token of shape ``s`` (as :func:`detail_pmfs`)."""
+    set_threads(threads)
+    pr, oc, _, golay, _ = _structure()
+    buffers = buffers or SummaryBuffers()
+    shape = np.ascontiguousarray(shape, dtype=np.int64)
+    support = np.ascontiguousarray(support, dtype=np.int64)
+    groups, row = _groups(shape)
+    rows = tuple(
+        buffers.get(f"detail{s}", sel.size, size)
+        for s, (sel, size) in enumerate(zip(groups, DETAIL_SIZES, strict=True))
+    )
+    if shape.size:
+        kernels.details_kernel(
+            params.tables, shapes.log_pi, shapes.log_z, pr, oc, golay, shape, support, row, *rows
+        )
+    return rows
+
+
 class EncoderPmfs(NamedTuple):
     """The pmfs an encoder needs for tokens whose (shape, support, detail) it knows."""
 
@@ -169,10 +275,7 @@ def encoder_pmfs(
     buffers = buffers or SummaryBuffers()
     shape = np.ascontiguousarray(shape, dtype=np.int64)
     support = np.ascontiguousarray(support, dtype=np.int64)
-    groups = tuple(np.flatnonzero(shape == s) for s in range(3))
-    row = np.empty(t, dtype=np.int64)
-    for sel in groups:
-        row[sel] = np.arange(sel.size)
+    groups, row = _groups(shape)
     out_shape = buffers.get("shape", t, 3)
     sup = tuple(
         buffers.get(f"support{s}", sel.size, size)

@@ -2,11 +2,14 @@
 
 Per :meth:`TokenEncoder.encode` call, tokens go in chunks of :data:`~.chain.CHUNK`; per chunk the
 stream holds, in this order: every token's shape, then the supports of the shape-A, B and C
-tokens (each group in token order), then their details (signs / position), each group one
-batched constriction call with a ``Categorical(perfect=False)`` model family (leaky: every
-symbol keeps a nonzero probability). :meth:`TokenEncoder.finish` appends a 16-bit check of all
-indices. The decoder recomputes every pmf through the same code on the same grid-rounded
-parameters (:mod:`.params`), so the probabilities agree bit for bit, whatever the thread count.
+tokens (each group in token order; a shape-C support is coded as its column
+:func:`~.chain.support_columns`, not its Golay index), then their details (signs / position),
+each group one batched constriction call with a ``Categorical(perfect=False)`` model family
+(leaky: every symbol keeps a nonzero probability). :meth:`TokenEncoder.finish` appends a
+16-bit check of all indices. The decoder recomputes every pmf through the same code on the
+same grid-rounded parameters (:mod:`.params`), so the probabilities agree bit for bit, whatever
+the thread count (the encoder's fused pass and the decoder's passes compute each pmf row with
+the same functions).
 
 Stream format: the constriction ``queue.RangeEncoder`` words as little-endian bytes, without
 trailing zero bytes (they are implicit; a stream that ends in a zero byte is rejected).
@@ -26,12 +29,13 @@ from .chain import (
     SummaryBuffers,
     column_supports,
     conditional_probabilities,
-    detail_pmfs,
     encoder_pmfs,
-    summarize,
+    grouped_detail_pmfs,
+    shape_pmfs,
     support_columns,
+    support_pmfs,
 )
-from .params import CodingParams, quantize_params
+from .params import CodingParams, grid_rows, quantize_params, validate_params
 from .shell_pmf import join_index, log_prob, split_index
 from .structure import CODEBOOK_SIZE
 
@@ -83,11 +87,12 @@ class TokenEncoder:
         """Code ``indices`` (T,) under tables (T, M, 24, 9) and mixture logits (T, M)."""
         if self._finished:
             raise RuntimeError("encode() after finish()")
-        params = quantize_params(tables, mix_logits)
-        indices = _indices(indices, len(params))
-        for start in range(0, len(params), CHUNK):
-            stop = min(start + CHUNK, len(params))
-            self._encode_chunk(params.rows(start, stop), indices[start:stop])
+        raw = validate_params(tables, mix_logits)
+        indices = _indices(indices, len(raw))
+        for start in range(0, len(raw), CHUNK):
+            stop = min(start + CHUNK, len(raw))
+            params = grid_rows(raw, start, stop, self._buffers.grid(raw.tables.shape[1]))
+            self._encode_chunk(params, indices[start:stop])
         self._check = _update_check(self._check, indices)
 
     def _encode_chunk(self, params: CodingParams, indices: np.ndarray) -> None:
@@ -142,27 +147,28 @@ class TokenDecoder:
         """Indices (T,) int64 of the next T tokens, given their tables and mixture logits."""
         if self._finished:
             raise RuntimeError("decode() after finish()")
-        params = quantize_params(tables, mix_logits)
-        out = np.empty(len(params), dtype=np.int64)
-        for start in range(0, len(params), CHUNK):
-            stop = min(start + CHUNK, len(params))
-            out[start:stop] = self._decode_chunk(params.rows(start, stop))
+        raw = validate_params(tables, mix_logits)
+        out = np.empty(len(raw), dtype=np.int64)
+        for start in range(0, len(raw), CHUNK):
+            stop = min(start + CHUNK, len(raw))
+            params = grid_rows(raw, start, stop, self._buffers.grid(raw.tables.shape[1]))
+            out[start:stop] = self._decode_chunk(params)
         self._check = _update_check(self._check, out)
         return out
 
     def _decode_chunk(self, params: CodingParams) -> np.ndarray:
-        summary = summarize(params, self._threads, self._buffers)
-        shape = self._decode(_FAMILY, summary.shape)
+        shapes = shape_pmfs(params, self._threads, self._buffers)
+        shape = self._decode(_FAMILY, shapes.shape)
         support = np.zeros_like(shape)
         detail = np.zeros_like(shape)
-        groups = [np.flatnonzero(shape == s) for s in range(3)]
+        groups, rows = support_pmfs(params, shapes, shape, self._threads, self._buffers)
         for s, sel in enumerate(groups):
             if sel.size:
-                support[sel] = column_supports(s, self._decode(_FAMILY, summary.support[s][sel]))
+                support[sel] = column_supports(s, self._decode(_FAMILY, rows[s]))
+        rows = grouped_detail_pmfs(params, shapes, shape, support, self._threads, self._buffers)
         for s, sel in enumerate(groups):
             if sel.size:
-                pmf = detail_pmfs(params, summary, s, sel, support[sel], self._threads)
-                detail[sel] = self._decode(_FAMILY, pmf)
+                detail[sel] = self._decode(_FAMILY, rows[s])
         return join_index(shape, support, detail)
 
     def finish(self) -> None:

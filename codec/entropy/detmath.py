@@ -122,6 +122,25 @@ def _log_reduced(m: float, e: float) -> float:
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p)
 
 
+@numba.njit(inline="always", **_JIT)
+def _log_normal(x: float) -> float:
+    """Branch-free :func:`dlog` of a positive normal number (vectorizes in loops)."""
+    bits = as_int(x)
+    e = (bits >> 52) - 1022
+    m = as_float((bits & MANTISSA_MASK) | HALF_EXPONENT)
+    small = m < SQRT_HALF
+    m = m * 2.0 if small else m
+    e = e - 1 if small else e
+    return _log_reduced(m, float(e))
+
+
+@numba.njit(**_JIT)
+def vlog_normal(x: np.ndarray, n: int) -> None:
+    """In place ``x[:n] = dlog(x[:n])``, bit for bit, for positive normal numbers only."""
+    for i in range(n):
+        x[i] = _log_normal(x[i])
+
+
 @numba.njit(**_JIT)
 def dlog(x: float) -> float:
     """Deterministic natural log of a positive finite number (-inf for 0)."""

@@ -18,22 +18,30 @@ to a log shift ``sh`` (``W = exp(sh) * w``). Below, ``L[d, a]`` is indexed by th
   ``eps = 1 - |t| = 2 / (1 + e^|y|)``). Octad sums and products come from per-block tables over
   the 256 patterns of each 8-coordinate block. Linear path: ``prod_{i in O} exp(lB_i - c)``
   from block tables of products, when the spread of ``lB`` keeps every partial product within
-  ``e^+-680``; log path otherwise (block tables of sums, one ``exp`` per octad).
+  ``e^+-680``; log path otherwise (block tables of sums, one ``exp`` per octad). The linear
+  path runs 4 components (jobs) side by side in explicit vector code (:mod:`.simd`), each lane
+  bit for bit the scalar ``_shape_b``.
 - C, Golay word ``c``: ``sum_i prod_{j != i} phi_j(c_j) psi_i(c_i)`` with ``phi_j = exp L[j, +-1]``,
   ``psi_i = exp L[i, -+3]``. Fast path: per 8-coordinate block, tables over the 256 patterns of
   ``Phi = prod phi`` and ``Psi = sum_i psi_i prod_{j != i} phi_j`` (``phi_j`` normalized by
   ``max phi_j``, every ``psi`` by one common factor so that all are <= 1), combined per word
-  through Turyn's form; taken when the total word weight is at least ``FAST_MIN_WEIGHT``.
+  through Turyn's form (16 words at a time in vector code), taken when the total word weight
+  is at least ``FAST_MIN_WEIGHT``: then every flushed term is below ``1e-35`` of the largest
+  word. The weights are laid out with the Turyn ``x`` innermost (coder order, see
+  :func:`lqz.entropy.structure.golay_coder_order`).
   Exact path otherwise: ``exp(c.delta + log S(c))`` with ``S(c) = sum_i exp(r_i(c_i))`` summed in
   tiers of 300 nats (a word is evaluated at the first tier where ``S >= e^-300``).
 
 Below about ``1e-30`` of the largest weight of a shape, values may be flushed to 0 (never NaN);
 the range coder's leaky quantization still gives every symbol a nonzero probability.
 
-Kernels: :func:`summary_kernel` (shape pmfs and all three support pmfs of every token),
-:func:`detail_kernel` (detail pmfs given supports) and :func:`encode_kernel` (the encoder's
-fused pass: shape pmf, and only the support and detail pmfs of each token's own shape). The
-encoder's rows are bit-identical to the decoder's: the same functions compute them.
+Kernels: :func:`encode_kernel` (the encoder's fused pass: shape pmfs, and only the support
+and detail pmfs of each token's own shape); the decoder's passes :func:`shape_kernel` (shape
+pmfs), :func:`support_kernel` (support pmfs of the decoded shapes: recomputes only those
+shapes' weights) and :func:`details_kernel`; :func:`summary_kernel` (all three support pmfs of
+every token) and :func:`detail_kernel` for analysis and tests. Every pmf row is bit-identical
+whichever kernel computes it and however tokens are grouped: the same functions compute it,
+and vector lanes never interact.
 """
 
 from __future__ import annotations
@@ -42,8 +50,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .detmath import dexp, dlog, vexp
-from .simd import golay_word_block
+from .detmath import dexp, dlog, vexp, vlog_normal
+from .simd import LANES, golay_word_block, octad_table_step, octad_weights
 
 _JIT = dict(nogil=True, cache=True)
 _PJIT = dict(parallel=True, nogil=True, cache=True)
@@ -137,7 +145,10 @@ def _shape_a(L, pairs, w, coord, out) -> None:
         ex[d] = -abs(L[d, 8] - L[d, 0])
     vexp(ex, 24)
     for d in range(24):
-        la[d] = max(L[d, 8], L[d, 0]) - L[d, 4] + dlog(1.0 + ex[d])
+        ex[d] = 1.0 + ex[d]
+    vlog_normal(ex, 24)  # dlog(1 + e^-|y|), bit for bit
+    for d in range(24):
+        la[d] = max(L[d, 8], L[d, 0]) - L[d, 4] + ex[d]
     i1 = 0
     for d in range(1, 24):
         if la[d] > la[i1]:
@@ -155,18 +166,6 @@ def _shape_a(L, pairs, w, coord, out) -> None:
         w[u] = ex[pairs[u, 0]] * ex[pairs[u, 1]]
     out[0] = base0 + top
     out[1] = _sum(w, NUM_PAIRS)
-
-
-@numba.njit(**_JIT)
-def _block_products(values, base: int, table, one: float) -> None:
-    """table[p] = product of values[base + j] over the set bits j of the 8-bit pattern p."""
-    table[0] = one
-    size = 1
-    for j in range(8):
-        v = values[base + j]
-        for p in range(size):
-            table[p + size] = table[p] * v
-        size *= 2
 
 
 @numba.njit(**_JIT)
@@ -192,11 +191,10 @@ def _octad_weight(e0, e1, e2) -> float:
 
 
 @numba.njit(**_JIT)
-def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
-    """Octad weights. ``dp`` as (block, pattern, 4): [P, prod t, prod |t|, D] with P the
-    product of exp(lB - c) (linear path) or 1 (log path, where ``w`` first holds the sums)."""
+def _b_prep(L, coord):
+    """Per coordinate: lB, t, |t|, eps (``coord`` rows) and ``exp(lB - c)`` (the ``_C_EXP``
+    row), ``c = (max lB + min lB) / 2``; returns (base0, c, linear)."""
     lb, ts, ta, ep, ex = coord[_C_LB], coord[_C_TS], coord[_C_TA], coord[_C_EP], coord[_C_EXP]
-    tab = dp.reshape((3, 256, 4))
     base0 = 0.0
     for d in range(24):
         base0 += L[d, 4]
@@ -212,11 +210,20 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
         ts[d] = ta[d] if L[d, 6] >= L[d, 2] else -ta[d]
         lo = min(lo, lb[d])
         hi = max(hi, lb[d])
-    linear = hi - lo <= B_LINEAR_SPREAD
     c = 0.5 * (hi + lo)
     for d in range(24):
         ex[d] = lb[d] - c  # |lB - c| <= 85: products of up to 8 lie within e^+-680
     vexp(ex, 24)
+    return base0, c, hi - lo <= B_LINEAR_SPREAD
+
+
+@numba.njit(**_JIT)
+def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
+    """Octad weights. ``dp`` as (block, pattern, 4): [P, prod t, prod |t|, D] with P the
+    product of exp(lB - c) (linear path) or 1 (log path, where ``w`` first holds the sums)."""
+    lb, ts, ta, ep, ex = coord[_C_LB], coord[_C_TS], coord[_C_TA], coord[_C_EP], coord[_C_EXP]
+    tab = dp.reshape((3, 256, 4))
+    base0, c, linear = _b_prep(L, coord)
     # Per 8-coordinate block, over all 256 patterns: products of exp(lB - c), t and |t|, and
     # D = 1 - prod |t| accumulated as D + prod|t| * eps (non-negative terms only).
     for k in range(3):
@@ -263,6 +270,87 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
         w[o] *= _octad_weight(tab[0, opat[o, 0]], tab[1, opat[o, 1]], tab[2, opat[o, 2]])
     out[2] = base0 + smax
     out[3] = _sum(w, NUM_OCTADS)
+
+
+@numba.njit(**_JIT)
+def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
+    """``_b_prep`` of 4 jobs at once (lanes past ``n`` repeat job 0), bit for bit: factors
+    ``[exp(lB - c), t, |t|, eps]`` into ``fac[(q * 24 + d) * 4 + lane]``, and base0, c and the
+    linear flag into ``info``."""
+    fac, _, _, info = lane_ws
+    uu = info[3]  # 96 values, (d, lane)
+    lb = info[4]
+    for j in range(LANES):
+        L = tables[job_t[j if j < n else 0], job_m[j if j < n else 0]]
+        base0 = 0.0
+        for d in range(24):
+            base0 += L[d, 4]
+            uu[d * 4 + j] = -abs(L[d, 6] - L[d, 2])
+        info[0, j] = base0
+    vexp(uu, 96)
+    for i in range(96):
+        lb[i] = 1.0 + uu[i]
+    vlog_normal(lb, 96)
+    for j in range(LANES):
+        L = tables[job_t[j if j < n else 0], job_m[j if j < n else 0]]
+        lo = np.inf
+        hi = -np.inf
+        for d in range(24):
+            i = d * 4 + j
+            u = uu[i]
+            value = max(L[d, 6], L[d, 2]) - L[d, 4] + lb[i]
+            lb[i] = value
+            ta = (1.0 - u) / (1.0 + u)
+            fac[(2 * 24 + d) * 4 + j] = ta
+            fac[(3 * 24 + d) * 4 + j] = 2.0 * u / (1.0 + u)
+            fac[(1 * 24 + d) * 4 + j] = ta if L[d, 6] >= L[d, 2] else -ta
+            lo = min(lo, value)
+            hi = max(hi, value)
+        c = 0.5 * (hi + lo)
+        info[1, j] = c
+        info[2, j] = 1.0 if hi - lo <= B_LINEAR_SPREAD else 0.0
+        for d in range(24):
+            fac[d * 4 + j] = lb[d * 4 + j] - c
+    vexp(fac, 96)
+    for j in range(LANES):
+        if info[2, j] == 0.0:
+            for d in range(24):
+                fac[d * 4 + j] = 1.0  # the lane is redone by _shape_b: keep it finite
+
+
+@numba.njit(**_JIT)
+def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp, grid, lane_ws):
+    """``_shape_b`` of up to 4 jobs (token ``job_t[j]``, component ``job_m[j]``) side by side:
+    weights into ``wb[rows[j]]``, shift and total into ``comp[rows[j], 2:4]``. Bit-identical to
+    ``_shape_b`` (the same operations per lane); lanes off the linear path run ``_shape_b``."""
+    fac, tab, wl, info = lane_ws
+    _b_prep_lanes(tables, job_t, job_m, n, lane_ws)
+    base0, cs, linear = info[0], info[1], info[2]
+    for k in range(3):
+        first = k * 256 * 16
+        for j in range(LANES):
+            tab[first + j] = 1.0
+            tab[first + 4 + j] = 1.0
+            tab[first + 8 + j] = 1.0
+            tab[first + 12 + j] = 0.0
+        size = 1
+        for i in range(8):
+            d = 8 * k + i
+            for p in range(size):
+                octad_table_step(tab, fac, k * 256 + p, k * 256 + p + size, d)
+            size *= 2
+    for o in range(NUM_OCTADS):
+        octad_weights(tab, wl, o, opat[o, 0], opat[o, 1], opat[o, 2])
+    for j in range(n):
+        w = wb[rows[j]]
+        lane = wl[j * NUM_OCTADS : (j + 1) * NUM_OCTADS]
+        if linear[j] > 0.0 and _max(lane, NUM_OCTADS) >= B_LINEAR_MIN_WEIGHT:
+            for o in range(NUM_OCTADS):
+                w[o] = lane[o]
+            comp[rows[j], 2] = base0[j] + 8.0 * cs[j]
+            comp[rows[j], 3] = _sum(w, NUM_OCTADS)
+        else:
+            _shape_b(tables[job_t[j], job_m[j]], opat, w, coord, dp, grid, comp[rows[j]])
 
 
 @numba.njit(**_JIT)
@@ -410,12 +498,14 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
 
 @numba.njit(**_JIT)
 def _workspace(m_count: int):
-    """Per-thread scratch arrays (see the unpacking in :func:`_components`)."""
+    """Scratch arrays of one work item (up to ``CHUNK`` tokens). ``wb`` and ``comp`` have a row
+    per job (token ``i`` of the item, component ``m``: row ``i * m_count + m``); ``wa`` and
+    ``wc`` a row per component of the current token."""
     return (
         np.empty((m_count, NUM_PAIRS)),
-        np.empty((m_count, NUM_OCTADS)),
+        np.empty((CHUNK * m_count, NUM_OCTADS)),
         np.empty((m_count, NUM_GOLAY)),
-        np.empty((m_count, 6)),
+        np.empty((CHUNK * m_count, 6)),
         np.empty(NUM_GOLAY),
         np.empty(NUM_GOLAY, dtype=np.int64),
         np.empty((_COORD_ROWS, 24)),
@@ -423,6 +513,13 @@ def _workspace(m_count: int):
         np.empty((4, 3, 16, 16)),
         np.empty(2 * m_count + 8),
         np.empty((m_count, DETAIL_MAX)),
+        (
+            np.empty(4 * 24 * LANES),
+            np.empty(3 * 256 * 4 * LANES),
+            np.empty(LANES * NUM_OCTADS),
+            np.empty((5, 24 * LANES)),
+        ),
+        np.empty((3, LANES), dtype=np.int64),
     )
 
 
@@ -434,24 +531,61 @@ def _log_weights(logits, log_pi) -> None:
 
 
 @numba.njit(**_JIT)
-def _components(L, logits, pairs, opat, pat, shape_p, log_z, log_pi, ws) -> None:
-    """Per component: all support weights (in ``ws``), log Z; the mixture's shape pmf."""
-    wa, wb, wc, comp, keys, pend, coord, dp, grid, tmp, _ = ws
+def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
+    """Octad weights of every component of tokens ``t0:t1`` (only those with ``shape[t] == 1``
+    when ``shape`` is not empty), 4 jobs at a time, into the job rows of ``ws``."""
+    wb, comp, coord, dp, grid, lane_ws, jobs = ws[1], ws[3], ws[6], ws[7], ws[8], ws[11], ws[12]
+    m_count = tables.shape[1]
+    n = 0
+    for t in range(t0, t1):
+        if shape.shape[0] and shape[t] != 1:
+            continue
+        for m in range(m_count):
+            jobs[0, n] = t
+            jobs[1, n] = m
+            jobs[2, n] = (t - t0) * m_count + m
+            n += 1
+            if n == LANES:
+                _shape_b_lanes(
+                    tables, jobs[0], jobs[1], jobs[2], n, opat, wb, comp, coord, dp, grid, lane_ws
+                )
+                n = 0
+    if n:
+        _shape_b_lanes(
+            tables, jobs[0], jobs[1], jobs[2], n, opat, wb, comp, coord, dp, grid, lane_ws
+        )
+
+
+@numba.njit(**_JIT)
+def _a_or_c(s: int, Lm, pairs, pat, m: int, comp_row, ws) -> None:
+    """Support weights of shape A (``s = 0``) or C (``s = 2``) of component ``m`` into ``ws``;
+    shift and total into ``comp_row[2s : 2s + 2]``. Deterministic, whatever ``ws`` held."""
+    wa, wc, keys, pend, coord, dp, grid = ws[0], ws[2], ws[4], ws[5], ws[6], ws[7], ws[8]
+    if s == 0:
+        _shape_a(Lm, pairs, wa[m], coord, comp_row)
+    elif not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp_row):
+        _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp_row)
+
+
+@numba.njit(**_JIT)
+def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> None:
+    """Token ``i`` of the work item (its B weights already in the job rows): A and C weights
+    of every component (in ``ws``), log Z, log weights; the mixture's shape pmf."""
+    comp, tmp = ws[3], ws[9]
     m_count = L.shape[0]
     _log_weights(logits, log_pi)
     for m in range(m_count):
-        Lm = L[m]
-        _shape_a(Lm, pairs, wa[m], coord, comp[m])
-        _shape_b(Lm, opat, wb[m], coord, dp, grid, comp[m])
-        if not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp[m]):
-            _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp[m])
+        row = comp[i * m_count + m]
+        _a_or_c(0, L[m], pairs, pat, m, row, ws)
+        _a_or_c(2, L[m], pairs, pat, m, row, ws)
         for s in range(3):
-            tmp[s] = comp[m, 2 * s] + dlog(comp[m, 2 * s + 1])
+            tmp[s] = row[2 * s] + dlog(row[2 * s + 1])
         log_z[m] = _logsumexp(tmp, 3)
     for s in range(3):
         acc = 0.0
         for m in range(m_count):
-            acc += dexp(log_pi[m] + comp[m, 2 * s] + dlog(comp[m, 2 * s + 1]) - log_z[m])
+            row = comp[i * m_count + m]
+            acc += dexp(log_pi[m] + row[2 * s] + dlog(row[2 * s + 1]) - log_z[m])
         shape_p[s] = acc
     total = shape_p[0] + shape_p[1] + shape_p[2]
     for s in range(3):
@@ -459,25 +593,27 @@ def _components(L, logits, pairs, opat, pat, shape_p, log_z, log_pi, ws) -> None
 
 
 @numba.njit(**_JIT)
-def _mix_support(s: int, log_z, log_pi, ws, q) -> float:
-    """q = the support weights of shape ``s`` mixed over the components (unnormalized, the
-    largest component scaled by 1); returns their total."""
-    wa, wb, wc, comp, _, _, _, _, _, tmp, _ = ws
-    m_count = comp.shape[0]
+def _mix_support(s: int, i: int, log_z, log_pi, ws, q) -> float:
+    """q = the support weights of shape ``s`` of token ``i`` of the work item mixed over the
+    components (unnormalized, the largest component scaled by 1); returns their total."""
+    wa, wb, wc, comp, tmp = ws[0], ws[1], ws[2], ws[3], ws[9]
+    m_count = log_z.shape[0]
     coef = tmp[3 : 3 + m_count]
     top = -np.inf
     for m in range(m_count):
-        coef[m] = log_pi[m] + comp[m, 2 * s] - log_z[m]
+        coef[m] = log_pi[m] + comp[i * m_count + m, 2 * s] - log_z[m]
         top = max(top, coef[m])
     total = 0.0
     for m in range(m_count):
         coef[m] = dexp(coef[m] - top)
-        total += coef[m] * comp[m, 2 * s + 1]
-    w = wa if s == 0 else (wb if s == 1 else wc)
+        total += coef[m] * comp[i * m_count + m, 2 * s + 1]
+    w = wa if s == 0 else (wb[i * m_count : (i + 1) * m_count] if s == 1 else wc)
     size = w.shape[1]
+    c = coef[0]
+    w0 = w[0]
     for u in range(size):
-        q[u] = 0.0
-    for m in range(m_count):
+        q[u] = c * w0[u]  # 0 + c w0 in the sum order below: the same bits
+    for m in range(1, m_count):
         c = coef[m]
         if c > 0.0:
             wm = w[m]
@@ -532,9 +668,9 @@ def _detail_c(L, c, x) -> None:
 
 
 @numba.njit(**_JIT)
-def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, ws) -> None:
-    """Normalized detail pmf of a token of ``shape`` with support ``u`` (into ``out``)."""
-    x = ws[10]
+def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, x) -> None:
+    """Normalized detail pmf of a token of ``shape`` with support ``u`` (into ``out``;
+    ``x``: (M, DETAIL_MAX) scratch)."""
     m_count = L.shape[0]
     size = out.shape[0]
     for m in range(m_count):
@@ -567,6 +703,9 @@ def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, ws)
         out[d] = out[d] / total
 
 
+_ALL = np.empty(0, dtype=np.int64)  # "every token" for _b_jobs
+
+
 @numba.njit(**_PJIT)
 def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi):
     """Per token: shape pmf, the three unnormalized support pmfs and their totals, per-component
@@ -575,11 +714,54 @@ def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_tota
     m_count = tables.shape[1]
     for c in prange((n + CHUNK - 1) // CHUNK):
         ws = _workspace(m_count)
-        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            _components(tables[t], logits[t], pairs, opat, pat, shape_p[t], log_z[t], log_pi[t], ws)
-            q_total[t, 0] = _mix_support(0, log_z[t], log_pi[t], ws, qa[t])
-            q_total[t, 1] = _mix_support(1, log_z[t], log_pi[t], ws, qb[t])
-            q_total[t, 2] = _mix_support(2, log_z[t], log_pi[t], ws, qc[t])
+        t0 = c * CHUNK
+        t1 = min(n, t0 + CHUNK)
+        _b_jobs(tables, t0, t1, _ALL, opat, ws)
+        for t in range(t0, t1):
+            i = t - t0
+            _components(tables[t], logits[t], i, pairs, pat, shape_p[t], log_z[t], log_pi[t], ws)
+            q_total[t, 0] = _mix_support(0, i, log_z[t], log_pi[t], ws, qa[t])
+            q_total[t, 1] = _mix_support(1, i, log_z[t], log_pi[t], ws, qb[t])
+            q_total[t, 2] = _mix_support(2, i, log_z[t], log_pi[t], ws, qc[t])
+
+
+@numba.njit(**_PJIT)
+def shape_kernel(tables, logits, pairs, opat, pat, shape_p, log_z, log_pi):
+    """Per token: shape pmf, per-component log Z and log mixture weights (the decoder's first
+    pass; :func:`support_kernel` then gives the support pmfs of the decoded shapes)."""
+    n = tables.shape[0]
+    m_count = tables.shape[1]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        ws = _workspace(m_count)
+        t0 = c * CHUNK
+        t1 = min(n, t0 + CHUNK)
+        _b_jobs(tables, t0, t1, _ALL, opat, ws)
+        for t in range(t0, t1):
+            i = t - t0
+            _components(tables[t], logits[t], i, pairs, pat, shape_p[t], log_z[t], log_pi[t], ws)
+
+
+@numba.njit(**_PJIT)
+def support_kernel(tables, log_z, log_pi, pairs, opat, pat, shape, row, qa, qb, qc, q_total):
+    """Support pmf of each token's shape ``shape[t]`` into row ``row[t]`` of ``qa|qb|qc`` (its
+    total into ``q_total[t]``), bit-identical to :func:`summary_kernel`'s, from the log Z and
+    log weights of :func:`shape_kernel`: only that shape's weights are recomputed."""
+    n = tables.shape[0]
+    m_count = tables.shape[1]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        ws = _workspace(m_count)
+        comp = ws[3]
+        t0 = c * CHUNK
+        t1 = min(n, t0 + CHUNK)
+        _b_jobs(tables, t0, t1, shape, opat, ws)
+        for t in range(t0, t1):
+            i = t - t0
+            s = shape[t]
+            if s != 1:
+                for m in range(m_count):
+                    _a_or_c(s, tables[t, m], pairs, pat, m, comp[i * m_count + m], ws)
+            q = qa[row[t]] if s == 0 else (qb[row[t]] if s == 1 else qc[row[t]])
+            q_total[t] = _mix_support(s, i, log_z[t], log_pi[t], ws, q)
 
 
 @numba.njit(**_PJIT)
@@ -588,12 +770,25 @@ def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, oct
     n = tokens.shape[0]
     m_count = tables.shape[1]
     for c in prange((n + 63) // 64):
-        ws = _workspace(m_count)
+        x = np.empty((m_count, DETAIL_MAX))
         for r in range(c * 64, min(n, (c + 1) * 64)):
             t = tokens[r]
-            _detail(
-                shape, tables[t], log_pi[t], log_z[t], support[r], pairs, octads, golay, out[r], ws
-            )
+            u = support[r]
+            _detail(shape, tables[t], log_pi[t], log_z[t], u, pairs, octads, golay, out[r], x)
+
+
+@numba.njit(**_PJIT)
+def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, row, da, db, dc):
+    """Detail pmf of every token given its shape and support, into row ``row[t]`` of
+    ``da|db|dc`` (as :func:`detail_kernel`)."""
+    n = tables.shape[0]
+    m_count = tables.shape[1]
+    for c in prange((n + 63) // 64):
+        x = np.empty((m_count, DETAIL_MAX))
+        for t in range(c * 64, min(n, (c + 1) * 64)):
+            s = shape[t]
+            out = da[row[t]] if s == 0 else (db[row[t]] if s == 1 else dc[row[t]])
+            _detail(s, tables[t], log_pi[t], log_z[t], support[t], pairs, octads, golay, out, x)
 
 
 @numba.njit(**_PJIT)
@@ -609,20 +804,25 @@ def encode_kernel(
     m_count = tables.shape[1]
     for c in prange((n + CHUNK - 1) // CHUNK):
         ws = _workspace(m_count)
+        x = ws[10]
         log_z = np.empty(m_count)
         log_pi = np.empty(m_count)
-        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        t0 = c * CHUNK
+        t1 = min(n, t0 + CHUNK)
+        _b_jobs(tables, t0, t1, _ALL, opat, ws)
+        for t in range(t0, t1):
+            i = t - t0
             L = tables[t]
-            _components(L, logits[t], pairs, opat, pat, shape_p[t], log_z, log_pi, ws)
+            _components(L, logits[t], i, pairs, pat, shape_p[t], log_z, log_pi, ws)
             s = shape[t]
             r = row[t]
             u = support[t]
             if s == 0:
-                q_total[t] = _mix_support(0, log_z, log_pi, ws, qa[r])
-                _detail(0, L, log_pi, log_z, u, pairs, octads, golay, da[r], ws)
+                q_total[t] = _mix_support(0, i, log_z, log_pi, ws, qa[r])
+                _detail(0, L, log_pi, log_z, u, pairs, octads, golay, da[r], x)
             elif s == 1:
-                q_total[t] = _mix_support(1, log_z, log_pi, ws, qb[r])
-                _detail(1, L, log_pi, log_z, u, pairs, octads, golay, db[r], ws)
+                q_total[t] = _mix_support(1, i, log_z, log_pi, ws, qb[r])
+                _detail(1, L, log_pi, log_z, u, pairs, octads, golay, db[r], x)
             else:
-                q_total[t] = _mix_support(2, log_z, log_pi, ws, qc[r])
-                _detail(2, L, log_pi, log_z, u, pairs, octads, golay, dc[r], ws)
+                q_total[t] = _mix_support(2, i, log_z, log_pi, ws, qc[r])
+                _detail(2, L, log_pi, log_z, u, pairs, octads, golay, dc[r], x)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import torch
 
@@ -42,29 +43,99 @@ class CodingParams(NamedTuple):
         return CodingParams(self.tables[start:stop], self.logits[start:stop])
 
 
-def _as_float64(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+class RawParams(NamedTuple):
+    """Validated, not yet rounded parameters (float32 or float64, C-contiguous)."""
+
+    tables: np.ndarray  # (T, M, 24, 9)
+    logits: np.ndarray  # (T, M)
+
+    def __len__(self) -> int:
+        return self.tables.shape[0]
+
+
+def _as_array(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().to(torch.float64).numpy()
-    out = np.asarray(x, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} must be finite")
-    return out
+        x = x.detach().cpu()
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.to(torch.float64)
+        x = x.numpy()
+    out = np.asarray(x)
+    if out.dtype not in (np.float32, np.float64):
+        out = out.astype(np.float64)
+    return np.ascontiguousarray(out)
 
 
-def _to_grid(x: np.ndarray, floor: float) -> np.ndarray:
-    return np.clip(np.rint(x * (1.0 / GRID)), floor / GRID, 0.0) * GRID
+def validate_params(
+    tables: np.ndarray | torch.Tensor, mix_logits: np.ndarray | torch.Tensor
+) -> RawParams:
+    """Check shapes (tables ``(T, M, 24, 9)``, logits ``(T, M)``) and finiteness."""
+    t = _as_array(tables)
+    logits = _as_array(mix_logits)
+    if t.ndim != 4 or t.shape[2:] != (DIM, VALUES) or t.shape[1] < 1:
+        raise ValueError(f"tables must have shape (T, M, {DIM}, {VALUES}), got {t.shape}")
+    if logits.shape != t.shape[:2]:
+        raise ValueError(f"mix_logits must have shape {t.shape[:2]}, got {logits.shape}")
+    if not _all_finite(t.reshape(-1)):
+        raise ValueError("tables must be finite")
+    if not _all_finite(logits.reshape(-1)):
+        raise ValueError("mix_logits must be finite")
+    return RawParams(t, logits)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _all_finite(x: np.ndarray) -> bool:
+    bad = 0
+    for i in numba.prange(x.shape[0]):
+        if not np.isfinite(x[i]):
+            bad += 1
+    return bad == 0
+
+
+@numba.njit(inline="always", nogil=True, cache=True)
+def _grid(x: float, floor: float) -> float:
+    """``clip(rint(x / GRID), floor / GRID, 0) * GRID`` (``+ 0.0``: no negative zeros)."""
+    v = np.rint(x * (1.0 / GRID))
+    v = min(max(v, floor * (1.0 / GRID)), 0.0)
+    return v * GRID + 0.0
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _grid_kernel(tables, logits, out_tables, out_logits) -> None:
+    n, m = logits.shape
+    for t in numba.prange(n):
+        for j in range(m):
+            for d in range(DIM):
+                row = tables[t, j, d]
+                top = -np.inf
+                for a in range(VALUES):
+                    top = max(top, np.float64(row[a]))
+                for a in range(VALUES):
+                    out_tables[t, j, d, a] = _grid(np.float64(row[a]) - top, TABLE_FLOOR)
+        top = -np.inf
+        for j in range(m):
+            top = max(top, np.float64(logits[t, j]))
+        for j in range(m):
+            out_logits[t, j] = _grid(np.float64(logits[t, j]) - top, LOGIT_FLOOR)
+
+
+def grid_rows(
+    raw: RawParams, start: int, stop: int, out: CodingParams | None = None
+) -> CodingParams:
+    """Round the tokens ``start:stop`` of ``raw`` onto the coding grid (into ``out`` if given:
+    arrays with at least ``stop - start`` rows; the result is a view of them)."""
+    count = stop - start
+    m = raw.tables.shape[1]
+    if out is None or out.tables.shape[0] < count or out.tables.shape[1] != m:
+        out = CodingParams(np.empty((count, m, DIM, VALUES)), np.empty((count, m)))
+    result = out.rows(0, count)
+    if count:
+        _grid_kernel(raw.tables[start:stop], raw.logits[start:stop], *result)
+    return result
 
 
 def quantize_params(
     tables: np.ndarray | torch.Tensor, mix_logits: np.ndarray | torch.Tensor
 ) -> CodingParams:
     """Round tables ``(T, M, 24, 9)`` and mixture logits ``(T, M)`` onto the coding grid."""
-    t = _as_float64(tables, "tables")
-    logits = _as_float64(mix_logits, "mix_logits")
-    if t.ndim != 4 or t.shape[2:] != (DIM, VALUES) or t.shape[1] < 1:
-        raise ValueError(f"tables must have shape (T, M, {DIM}, {VALUES}), got {t.shape}")
-    if logits.shape != t.shape[:2]:
-        raise ValueError(f"mix_logits must have shape {t.shape[:2]}, got {logits.shape}")
-    t = _to_grid(t - t.max(axis=-1, keepdims=True), TABLE_FLOOR)
-    logits = _to_grid(logits - logits.max(axis=-1, keepdims=True, initial=-np.inf), LOGIT_FLOOR)
-    return CodingParams(np.ascontiguousarray(t), np.ascontiguousarray(logits))
+    raw = validate_params(tables, mix_logits)
+    return grid_rows(raw, 0, len(raw))

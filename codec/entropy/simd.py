@@ -69,3 +69,95 @@ def golay_word_block(typingctx, grid, w, a, b, acc):  # noqa: ARG001
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+#: Lanes of the octad kernels: tokens (or components) computed side by side.
+LANES = 4
+
+
+def _lane_vector(builder, data, index):
+    """The 4 lanes at element ``index`` (an LLVM i64) of a float64 array."""
+    return builder.load(_vector_pointer(builder, data, index), align=8)
+
+
+@intrinsic
+def octad_table_step(typingctx, tab, fac, src, dst, d):  # noqa: ARG001
+    """Block-table doubling step for 4 lanes: entry ``dst`` from entry ``src`` and coordinate
+    ``d``'s factors. Entries ``[P, T, A, D]`` lie at ``tab[(entry * 4 + q) * 4 + lane]``,
+    factors ``[e, t, a, eps]`` at ``fac[(q * 24 + d) * 4 + lane]``; the new entry is
+    ``[P e, T t, A a, D + A eps]`` (as the scalar doubling in :mod:`.kernels`)."""
+    sig = types.void(tab, fac, src, dst, d)
+
+    def codegen(context, builder, signature, args):
+        tab_v, fac_v, src_v, dst_v, d_v = args
+        t = context.make_array(signature.args[0])(context, builder, tab_v).data
+        f = context.make_array(signature.args[1])(context, builder, fac_v).data
+        sixteen = ir.Constant(_I64, 16)
+        src_base = builder.mul(src_v, sixteen)
+        dst_base = builder.mul(dst_v, sixteen)
+        fac_base = builder.mul(d_v, ir.Constant(_I64, 4))
+
+        def entry(base, q):
+            return builder.add(base, ir.Constant(_I64, 4 * q))
+
+        def factor(q):
+            return _lane_vector(builder, f, builder.add(fac_base, ir.Constant(_I64, 96 * q)))
+
+        p_old, t_old, a_old, d_old = (
+            _lane_vector(builder, t, entry(src_base, q)) for q in range(4)
+        )
+        e, tt, a, eps = (factor(q) for q in range(4))
+        new = (
+            builder.fmul(p_old, e),
+            builder.fmul(t_old, tt),
+            builder.fmul(a_old, a),
+            builder.fadd(d_old, builder.fmul(a_old, eps)),
+        )
+        for q, v in enumerate(new):
+            builder.store(v, _vector_pointer(builder, t, entry(dst_base, q)), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def octad_weights(typingctx, tab, w, o, p0, p1, p2):  # noqa: ARG001
+    """Weight of octad ``o`` (block patterns ``p0, p1, p2``) for 4 lanes, into
+    ``w[lane * 759 + o]``: ``((P0 P1) P2) f`` with ``f = (1 + (T0 T1) T2) / 2``, or
+    ``(D0 + A0 (D1 + A1 D2)) / 2`` where ``(T0 T1) T2 < -1/2`` (as ``_octad_weight``). Block
+    ``k``'s entry for pattern ``p`` is entry ``k * 256 + p`` of ``tab`` (see
+    :func:`octad_table_step`)."""
+    sig = types.void(tab, w, o, p0, p1, p2)
+
+    def codegen(context, builder, signature, args):
+        tab_v, w_v, o_v, p0_v, p1_v, p2_v = args
+        t = context.make_array(signature.args[0])(context, builder, tab_v).data
+        out = context.make_array(signature.args[1])(context, builder, w_v).data
+        sixteen = ir.Constant(_I64, 16)
+        entries = []
+        for k, p in enumerate((p0_v, p1_v, p2_v)):
+            base = builder.mul(builder.add(p, ir.Constant(_I64, 256 * k)), sixteen)
+            entries.append(
+                [
+                    _lane_vector(builder, t, builder.add(base, ir.Constant(_I64, 4 * q)))
+                    for q in range(4)
+                ]
+            )
+        (p_0, t_0, a_0, d_0), (p_1, t_1, a_1, d_1), (p_2, t_2, _, d_2) = entries
+
+        def splat(value):
+            return ir.Constant(_V4, [value] * 4)
+
+        prod_t = builder.fmul(builder.fmul(t_0, t_1), t_2)
+        d = builder.fadd(d_0, builder.fmul(a_0, builder.fadd(d_1, builder.fmul(a_1, d_2))))
+        plain = builder.fmul(splat(0.5), builder.fadd(splat(1.0), prod_t))
+        cancelled = builder.fmul(splat(0.5), d)
+        f = builder.select(builder.fcmp_ordered(">=", prod_t, splat(-0.5)), plain, cancelled)
+        v = builder.fmul(builder.fmul(builder.fmul(p_0, p_1), p_2), f)
+        for lane in range(4):
+            index = builder.add(o_v, ir.Constant(_I64, 759 * lane))
+            element = builder.extract_element(v, ir.Constant(ir.IntType(32), lane))
+            builder.store(element, builder.gep(out, [index]), align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
