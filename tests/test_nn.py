@@ -172,3 +172,56 @@ def test_tile_coding_is_bit_exact_across_thread_counts() -> None:
         assert image.shape == (37, 50, 3) and image.dtype == np.uint8
     finally:
         torch.set_num_threads(threads)
+
+
+FLAT = dataclasses.replace(TINY, stride_log2=3, latent_kernel=3)
+
+
+def test_flat_latent_stage_shapes_and_codewords() -> None:
+    """latent_kernel > 0: every stride-2 stage keeps GDN, a stride-1 conv makes the latent."""
+    torch.manual_seed(0)
+    model = LqzModel(FLAT).eval()
+    assert FLAT.stride == 8
+    x = torch.rand(2, 3, 16, 24)
+    x_hat, codewords, indices = model.tokenizer(x, torch.tensor([1, 3]))
+    assert x_hat.shape == x.shape and indices.shape == (2, 3, 2, 3)
+    expected = leech_decode(indices).movedim(-1, 2).reshape(2, 3 * DIM, 2, 3)
+    assert torch.allclose(codewords, expected, atol=1e-6)
+    convs = [m for m in model.tokenizer.analysis if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 1]
+
+
+def test_transfer_weights_copies_matching_tensors_only(tmp_path) -> None:
+    from lqz.train.loop import transfer_weights
+
+    source = tiny_model(1)
+    path = tmp_path / "source.safetensors"
+    save_weights(source, path, half=False)
+    torch.manual_seed(2)
+    target = LqzModel(FLAT)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    copied = transfer_weights(target, path)
+    src, dst = source.state_dict(), target.state_dict()
+    same = [k for k in dst if k in src and src[k].shape == dst[k].shape]
+    assert copied == len(same) > 0
+    for key in dst:
+        expected = src[key] if key in same else before[key]
+        assert torch.equal(dst[key], expected), key
+    assert "analysis.6.weight" not in same  # strided latent conv vs stride-1 latent conv
+
+
+def test_prior_bits_sampling_scores_a_subset() -> None:
+    from lqz.train.loop import prior_bits
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    x = torch.rand(2, 3, 64, 80)
+    _, codewords, indices = model.tokenizer(x, torch.tensor([3, 3]))
+    groups = torch.tensor([0, 2])
+    full = prior_bits(model, codewords, indices, groups, 1)
+    assert full.shape == (2, 10)  # 4 x 5 positions, half of them in pass 1
+    assert torch.equal(prior_bits(model, codewords, indices, groups, 1, sample=99), full)
+    part = prior_bits(model, codewords, indices, groups, 1, sample=3)
+    assert part.shape == (2, 3)
+    for b in range(2):
+        assert all(torch.isclose(full[b], v).any() for v in part[b])

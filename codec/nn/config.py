@@ -16,6 +16,10 @@ class ModelConfig:
     groups: int = 16  # Λ24 token groups per latent position (24 * groups latent channels)
     kernel: int = 5  # kernel size of the strided convolutions
     stride_log2: int = 4  # four stride-2 stages: latent stride 16
+    #: 0: the last stride-2 stage maps straight to the latent (Ballé layout). k > 0: all
+    #: ``stride_log2`` stages keep ``channels`` and GDN, then a stride-1 k x k convolution maps
+    #: to the latent (and its mirror opens the synthesis).
+    latent_kernel: int = 0
     prior_channels: int = 128  # width of the prior's context network
     mixtures: int = 2  # components of the per-token pmf mixture
     #: groups coded at each quality level (ascending); the level number goes into the bitstream

@@ -21,13 +21,16 @@ class AnalysisTransform(nn.Sequential):
     """Ballé-style analysis: strided convolutions with GDN, image (B,3,H,W) -> (B,24G,H/s,W/s)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        n, k = config.channels, config.kernel
+        n, k, lk = config.channels, config.kernel, config.latent_kernel
         layers: list[nn.Module] = []
         cin = 3
-        for _ in range(config.stride_log2 - 1):
+        for _ in range(config.stride_log2 - (0 if lk else 1)):
             layers += [_conv(cin, n, k), GDN(n)]
             cin = n
-        layers.append(_conv(cin, config.latent_channels, k))
+        if lk:
+            layers.append(nn.Conv2d(n, config.latent_channels, lk, padding=lk // 2))
+        else:
+            layers.append(_conv(cin, config.latent_channels, k))
         super().__init__(*layers)
 
 
@@ -36,10 +39,13 @@ class SynthesisTransform(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        n, k = config.channels, config.kernel
+        n, k, lk = config.channels, config.kernel, config.latent_kernel
         self.group_gain = nn.Parameter(torch.full((config.groups,), 24.0**0.5))
         layers: list[nn.Module] = []
         cin = config.latent_channels
+        if lk:
+            layers += [nn.Conv2d(cin, n, lk, padding=lk // 2), GDN(n, inverse=True)]
+            cin = n
         for _ in range(config.stride_log2 - 1):
             layers += [_deconv(cin, n, k), GDN(n, inverse=True)]
             cin = n

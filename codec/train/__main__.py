@@ -27,6 +27,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
     parser.add_argument("--channels", type=int, default=ModelConfig.channels)
     parser.add_argument("--kernel", type=int, default=ModelConfig.kernel)
+    parser.add_argument("--stride-log2", type=int, default=ModelConfig.stride_log2)
+    parser.add_argument("--groups", type=int, default=ModelConfig.groups)
+    parser.add_argument(
+        "--latent-kernel",
+        type=int,
+        default=ModelConfig.latent_kernel,
+        help="0: strided last stage; k: stride-1 k x k latent convolution (see ModelConfig)",
+    )
+    parser.add_argument(
+        "--levels",
+        default=",".join(map(str, ModelConfig.levels)),
+        help="groups coded at each quality level, ascending, comma-separated",
+    )
+    parser.add_argument(
+        "--prior-tokens",
+        type=int,
+        default=32,
+        help="positions per image scored by the prior's loss each step",
+    )
+    parser.add_argument(
+        "--transfer",
+        type=Path,
+        default=None,
+        help="weights (safetensors) whose tensors of matching name and shape start a new run "
+        "of a different architecture",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
@@ -40,7 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="start from random weights")
     args = parser.parse_args(argv)
-    config = ModelConfig(channels=args.channels, kernel=args.kernel)
+    try:
+        levels = tuple(int(v) for v in args.levels.split(","))
+    except ValueError:
+        parser.error(f"--levels must be comma-separated integers, got {args.levels!r}")
+    if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > args.groups:
+        parser.error(f"--levels must ascend within 1..{args.groups}")
+    config = ModelConfig(
+        channels=args.channels,
+        kernel=args.kernel,
+        stride_log2=args.stride_log2,
+        groups=args.groups,
+        latent_kernel=args.latent_kernel,
+        levels=levels,
+    )
     train(
         TrainOptions(
             data=args.data,
@@ -57,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             threads=args.threads,
             device=args.device,
             init_weights=None if args.fresh else args.init_weights,
+            transfer=args.transfer,
+            prior_tokens=args.prior_tokens,
         )
     )
 

@@ -39,6 +39,8 @@ class TrainOptions:
     threads: int | None = None
     device: str = "auto"
     init_weights: Path | None = None
+    transfer: Path | None = None
+    prior_tokens: int = 32
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -53,8 +55,13 @@ def prior_bits(
     indices: torch.Tensor,
     groups: torch.Tensor,
     pass_: int,
+    sample: int | None = None,
 ) -> torch.Tensor:
-    """-log2 p of the tokens of (groups[b], pass_) for each image b, flattened."""
+    """-log2 p (B, n) of the n tokens of (groups[b], pass_) of each image b.
+
+    ``sample``: score only this many randomly chosen positions of the pass (the same for every
+    image); the exact pmf is the costly part of a training step, the context net is not.
+    """
     from ..entropy.shell_pmf import log_prob
 
     b, _, h, w = codewords.shape
@@ -62,8 +69,12 @@ def prior_bits(
     where = anchor_mask(h, w, codewords.device)[0, 0].bool()
     if pass_:
         where = ~where
-    target = indices[torch.arange(b, device=indices.device), groups][:, where]
-    return -log_prob(tables[:, where], logits[:, where], target) / math.log(2)
+    where = where.flatten().nonzero()[:, 0]
+    if sample is not None and sample < len(where):
+        where = where[torch.randperm(len(where), device=where.device)[:sample]]
+    tables, logits = tables.flatten(1, 2)[:, where], logits.flatten(1, 2)[:, where]
+    target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[:, where]
+    return -log_prob(tables, logits, target) / math.log(2)
 
 
 @torch.no_grad()
@@ -104,6 +115,21 @@ def validate(
     return out
 
 
+def transfer_weights(model: LqzModel, path: Path) -> int:
+    """Warm start: copy every tensor of the weights at ``path`` whose name and shape match.
+
+    Lets a model of a related architecture (e.g. another latent stride or group count) start
+    from trained outer layers; returns the number of tensors copied.
+    """
+    from ..nn.weights import read_weights
+
+    _, source = read_weights(path)
+    target = model.state_dict()
+    matching = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
 def train(opts: TrainOptions) -> None:
     """Train until ``opts.steps`` or SIGTERM/SIGINT; checkpoints to ``opts.run_dir``."""
     if opts.threads:
@@ -126,7 +152,7 @@ def train(opts: TrainOptions) -> None:
     saved = run.load()
     config = ModelConfig.from_json(saved["config"]) if saved else opts.config
     init_state = None
-    if not saved and opts.init_weights:
+    if not saved and opts.init_weights and not opts.transfer:
         from ..nn.weights import read_weights
 
         config, init_state = read_weights(opts.init_weights)  # the weights decide the config
@@ -150,6 +176,9 @@ def train(opts: TrainOptions) -> None:
     elif init_state is not None:
         model.load_state_dict(init_state)
         print(f"initialised from {opts.init_weights} ({config})", flush=True)
+    elif opts.transfer:
+        copied = transfer_weights(model, opts.transfer)
+        print(f"transferred {copied} tensors from {opts.transfer} ({config})", flush=True)
 
     stop = {"flag": False}
 
@@ -191,7 +220,9 @@ def train(opts: TrainOptions) -> None:
         optimizer.step()
         if opts.prior:
             groups = torch.randint(config.groups, (len(x),), device=device)
-            bits = prior_bits(model, codewords.detach(), indices, groups, step % PASSES).mean()
+            bits = prior_bits(
+                model, codewords.detach(), indices, groups, step % PASSES, opts.prior_tokens
+            ).mean()
             prior_optimizer.zero_grad(set_to_none=True)
             bits.backward()
             torch.nn.utils.clip_grad_norm_(model.prior.parameters(), 1.0)
