@@ -8,8 +8,8 @@ prior on that image), with indices drawn from the model (or the image's own toke
 
 - pmf enc: tokens/s of the encoder's exact conditional pmfs (shape pmf, and the support and
   detail pmfs of each token's own shape: :func:`lqz.entropy.chain.encoder_pmfs`) alone;
-- pmf dec: the same for the decoder's path (shape pmfs; then the support pmfs of the decoded
-  shapes, which recomputes their component weights; then the detail pmfs);
+- pmf dec: the same for the decoder's path (:func:`lqz.entropy.chain.decoder_pmfs`: shape
+  pmfs and the support pmfs of the decoded shapes, given the shapes; then the detail pmfs);
 - range coding: tokens/s of the constriction calls alone, given the encoder's pmfs;
 - encode / decode: tokens/s of :class:`TokenEncoder` / :class:`TokenDecoder` end to end
   (including rounding the parameters onto the coding grid);
@@ -75,6 +75,19 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
     return np.concatenate(tables), np.concatenate(logits), np.concatenate(indices)
 
 
+def known_shapes(shape: np.ndarray):
+    """A ``decode_shapes`` callback for :func:`lqz.entropy.chain.decoder_pmfs` that returns
+    the known shapes of consecutive tokens."""
+    position = 0
+
+    def next_shapes(pmfs: np.ndarray) -> np.ndarray:
+        nonlocal position
+        position += len(pmfs)
+        return shape[position - len(pmfs) : position]
+
+    return next_shapes
+
+
 def split_timing(tables: np.ndarray, logits: np.ndarray, indices: np.ndarray, threads: int):
     """Seconds spent in the encoder's pmfs, the decoder's pmfs and range coding (encoding)."""
     params = quantize_params(tables, logits)
@@ -96,9 +109,8 @@ def split_timing(tables: np.ndarray, logits: np.ndarray, indices: np.ndarray, th
             if sel.size:
                 encoder.encode(detail[sel].astype(np.int32), FAMILY, pmfs.detail[s])
         t2 = time.perf_counter()
-        shapes = chain.shape_pmfs(part, threads, buffers)
-        chain.support_pmfs(part, shapes, shape, threads, buffers)
-        chain.grouped_detail_pmfs(part, shapes, shape, support, threads, buffers)
+        decoded = chain.decoder_pmfs(part, known_shapes(shape), threads, buffers)
+        chain.grouped_detail_pmfs(part, decoded.pmfs, shape, support, threads, buffers)
         t3 = time.perf_counter()
         enc_s += t1 - t0
         code_s += t2 - t1

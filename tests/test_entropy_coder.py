@@ -119,8 +119,18 @@ def test_encoder_and_decoder_pmfs_are_bit_identical() -> None:
     results = []
     for threads in (1, 2):
         enc = chain.encoder_pmfs(p, shape, support, threads)
-        shapes = chain.shape_pmfs(p, threads)
-        groups, rows = chain.support_pmfs(p, shapes, shape, threads)
+        calls = []
+
+        def decode_shapes(pmfs: np.ndarray, calls: list = calls, expect=enc.shape) -> np.ndarray:
+            start = sum(calls)
+            calls.append(len(pmfs))
+            assert np.array_equal(pmfs, expect[start : start + len(pmfs)])
+            return shape[start : start + len(pmfs)]
+
+        decoded = chain.decoder_pmfs(p, decode_shapes, threads)
+        assert sum(calls) == len(shape) and len(calls) > 1  # several steps, in token order
+        shapes, groups, rows = decoded.pmfs, decoded.groups, decoded.support
+        assert np.array_equal(decoded.shape, shape)
         details = chain.grouped_detail_pmfs(p, shapes, shape, support, threads)
         summary = chain.summarize(p, threads)
         assert np.array_equal(enc.shape, shapes.shape) and np.array_equal(enc.shape, summary.shape)

@@ -6,8 +6,8 @@ outputs whatever the thread count, and the same pmf row whichever function compu
 
 - the encoder: :func:`encoder_pmfs` (shape pmfs; support and detail pmfs of each token's own
   shape, one pass);
-- the decoder: :func:`shape_pmfs`, then :func:`support_pmfs` for the decoded shapes, then
-  :func:`grouped_detail_pmfs` for the decoded supports;
+- the decoder: :func:`decoder_pmfs` (shape pmfs, and the support pmfs of the decoded
+  shapes), then :func:`grouped_detail_pmfs` for the decoded supports;
 - analysis: :func:`summarize` (all three support pmfs of every token: ``5,131`` floats per
   token, so callers feed tokens in chunks, as the coder does with :data:`CHUNK`),
   :func:`detail_pmfs`, :func:`conditional_probabilities`, :func:`sample`.
@@ -18,8 +18,9 @@ kernels lay out in another order (:func:`support_columns`); the coder codes colu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -92,7 +93,7 @@ class SummaryBuffers:
     """Reusable output arrays for :func:`summarize` (saves page faults on repeated calls)."""
 
     def __init__(self) -> None:
-        self._arrays: dict[tuple[str, int], np.ndarray] = {}
+        self._arrays: dict[tuple[str, int], Any] = {}
 
     def get(self, name: str, rows: int, cols: int) -> np.ndarray:
         """A (rows, cols) float64 view of a buffer that grows as needed."""
@@ -102,6 +103,21 @@ class SummaryBuffers:
             array = np.empty((max(rows, 1), cols))
             self._arrays[key] = array
         return array[:rows]
+
+    def kept(self, mixtures: int) -> tuple[np.ndarray, ...]:
+        """Room for :func:`decoder_pmfs`'s kept weights of :data:`DECODE_STEP` tokens."""
+        key = ("kept", mixtures)
+        arrays = self._arrays.get(key)
+        if arrays is None:
+            items = -(-DECODE_STEP // kernels.CHUNK)
+            arrays = (
+                np.empty((DECODE_STEP, mixtures, SUPPORT_SIZES[0])),
+                np.empty((items, kernels.CHUNK * mixtures, SUPPORT_SIZES[1])),
+                np.empty((DECODE_STEP, mixtures, SUPPORT_SIZES[2])),
+                np.empty((items, kernels.CHUNK * mixtures, 6)),
+            )
+            self._arrays[key] = arrays
+        return arrays
 
     def grid(self, mixtures: int) -> CodingParams:
         """Room for :data:`CHUNK` tokens of grid-rounded parameters with ``mixtures`` components."""
@@ -175,47 +191,62 @@ def _groups(shape: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     return groups, row
 
 
-def shape_pmfs(
-    params: CodingParams, threads: int | None = None, buffers: SummaryBuffers | None = None
-) -> ShapePmfs:
-    """Shape pmfs of every token (as :func:`summarize`, without the support pmfs)."""
+#: Tokens per step of :func:`decoder_pmfs`: it keeps every component's support weights of
+#: this many tokens (``5,131 * M`` floats each) until their shapes are decoded.
+DECODE_STEP = 64
+
+
+class DecodedShapes(NamedTuple):
+    """What :func:`decoder_pmfs` returns: the shapes and the support pmfs to decode next."""
+
+    pmfs: ShapePmfs
+    shape: np.ndarray  # (T,) int64, the decoded shapes
+    groups: tuple[np.ndarray, np.ndarray, np.ndarray]  # token numbers of each shape, ascending
+    support: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n_s, SUPPORT_SIZES[s]) unnormalized
+    # (columns: support_columns)
+
+
+def decoder_pmfs(
+    params: CodingParams,
+    decode_shapes: Callable[[np.ndarray], np.ndarray],
+    threads: int | None = None,
+    buffers: SummaryBuffers | None = None,
+) -> DecodedShapes:
+    """The decoder's shapes and support pmfs: shape pmfs of :data:`DECODE_STEP` tokens at a
+    time, ``decode_shapes(pmfs)`` (called in token order, on consecutive tokens: it returns
+    their shapes), then the support pmf of each token's decoded shape, mixed from weights kept
+    since the shape pmf (nothing is computed twice). Every row is bit-identical to
+    :func:`encoder_pmfs`'s and :func:`summarize`'s.
+    With ``buffers``, the returned arrays are views into them, valid until their next use.
+    """
     set_threads(threads)
     pr, _, pat, _, opat = _structure()
     t, m = params.tables.shape[:2]
     buffers = buffers or SummaryBuffers()
-    out = ShapePmfs(
+    pmfs = ShapePmfs(
         buffers.get("shape", t, 3), buffers.get("log_z", t, m), buffers.get("log_pi", t, m)
     )
-    if t:
-        kernels.shape_kernel(params.tables, params.logits, pr, opat, pat, *out)
-    return out
-
-
-def support_pmfs(
-    params: CodingParams,
-    shapes: ShapePmfs,
-    shape: np.ndarray,
-    threads: int | None = None,
-    buffers: SummaryBuffers | None = None,
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """(groups, rows): the token numbers of each shape, and their support pmfs (row ``r`` of
-    ``rows[s]`` for token ``groups[s][r]``), bit-identical to :func:`summarize`'s and
-    :func:`encoder_pmfs`'s (columns: :func:`support_columns`)."""
-    set_threads(threads)
-    pr, _, pat, _, opat = _structure()
-    buffers = buffers or SummaryBuffers()
-    shape = np.ascontiguousarray(shape, dtype=np.int64)
-    groups, row = _groups(shape)
-    rows = tuple(
-        buffers.get(f"support{s}", sel.size, size)
-        for s, (sel, size) in enumerate(zip(groups, SUPPORT_SIZES, strict=True))
-    )
-    total = buffers.get("total", shape.size, 1)[:, 0]
-    if shape.size:
-        kernels.support_kernel(
-            params.tables, shapes.log_z, shapes.log_pi, pr, opat, pat, shape, row, *rows, total
+    rows = tuple(buffers.get(f"support{s}", t, size) for s, size in enumerate(SUPPORT_SIZES))
+    total = buffers.get("total", t, 1)[:, 0]
+    keep = buffers.kept(m)
+    shape = np.empty(t, dtype=np.int64)
+    counts = np.zeros(3, dtype=np.int64)
+    for start in range(0, t, DECODE_STEP):
+        stop = min(start + DECODE_STEP, t)
+        part = slice(start, stop)
+        kernels.shape_keep_kernel(
+            params.tables[part], params.logits[part], pr, opat, pat,
+            pmfs.shape[part], pmfs.log_z[part], pmfs.log_pi[part], *keep,
+        )  # fmt: skip
+        shape[part] = decode_shapes(pmfs.shape[part])
+        if shape[part].min(initial=0) < 0 or shape[part].max(initial=0) > 2:
+            raise ValueError("decode_shapes returned a shape outside 0..2")
+        kernels.kept_support_kernel(
+            pmfs.log_z[part], pmfs.log_pi[part], shape[part], counts, *keep, *rows, total[part]
         )
-    return groups, rows
+    groups = tuple(np.flatnonzero(shape == s) for s in range(3))
+    support = tuple(rows[s][: groups[s].size] for s in range(3))
+    return DecodedShapes(pmfs, shape, groups, support)
 
 
 def grouped_detail_pmfs(

@@ -29,11 +29,10 @@ from .chain import (
     SummaryBuffers,
     column_supports,
     conditional_probabilities,
+    decoder_pmfs,
     encoder_pmfs,
     grouped_detail_pmfs,
-    shape_pmfs,
     support_columns,
-    support_pmfs,
 )
 from .params import CodingParams, grid_rows, quantize_params, validate_params
 from .shell_pmf import join_index, log_prob, split_index
@@ -157,16 +156,19 @@ class TokenDecoder:
         return out
 
     def _decode_chunk(self, params: CodingParams) -> np.ndarray:
-        shapes = shape_pmfs(params, self._threads, self._buffers)
-        shape = self._decode(_FAMILY, shapes.shape)
+        decoded = decoder_pmfs(
+            params, lambda pmfs: self._decode(_FAMILY, pmfs), self._threads, self._buffers
+        )
+        shape = decoded.shape
         support = np.zeros_like(shape)
         detail = np.zeros_like(shape)
-        groups, rows = support_pmfs(params, shapes, shape, self._threads, self._buffers)
-        for s, sel in enumerate(groups):
+        for s, sel in enumerate(decoded.groups):
             if sel.size:
-                support[sel] = column_supports(s, self._decode(_FAMILY, rows[s]))
-        rows = grouped_detail_pmfs(params, shapes, shape, support, self._threads, self._buffers)
-        for s, sel in enumerate(groups):
+                support[sel] = column_supports(s, self._decode(_FAMILY, decoded.support[s]))
+        rows = grouped_detail_pmfs(
+            params, decoded.pmfs, shape, support, self._threads, self._buffers
+        )
+        for s, sel in enumerate(decoded.groups):
             if sel.size:
                 detail[sel] = self._decode(_FAMILY, rows[s])
         return join_index(shape, support, detail)

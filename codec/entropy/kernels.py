@@ -36,12 +36,14 @@ Below about ``1e-30`` of the largest weight of a shape, values may be flushed to
 the range coder's leaky quantization still gives every symbol a nonzero probability.
 
 Kernels: :func:`encode_kernel` (the encoder's fused pass: shape pmfs, and only the support
-and detail pmfs of each token's own shape); the decoder's passes :func:`shape_kernel` (shape
-pmfs), :func:`support_kernel` (support pmfs of the decoded shapes: recomputes only those
-shapes' weights) and :func:`details_kernel`; :func:`summary_kernel` (all three support pmfs of
-every token) and :func:`detail_kernel` for analysis and tests. Every pmf row is bit-identical
+and detail pmfs of each token's own shape); the decoder's passes :func:`shape_keep_kernel`
+(shape pmfs of a few tokens, keeping every component's support weights),
+:func:`kept_support_kernel` (the support pmfs of their decoded shapes, mixed from the kept
+weights) and :func:`details_kernel`; :func:`summary_kernel` (all three support pmfs of every
+token) and :func:`detail_kernel` for analysis and tests. Every pmf row is bit-identical
 whichever kernel computes it and however tokens are grouped: the same functions compute it,
-and vector lanes never interact.
+and vector lanes never interact. Lengths are passed as run-time values (``x.shape[0]``), never
+as constants: numba would compile a separate copy of a function per literal argument.
 """
 
 from __future__ import annotations
@@ -143,10 +145,10 @@ def _shape_a(L, pairs, w, coord, out) -> None:
     for d in range(24):
         base0 += L[d, 4]
         ex[d] = -abs(L[d, 8] - L[d, 0])
-    vexp(ex, 24)
+    vexp(ex, ex.shape[0])
     for d in range(24):
         ex[d] = 1.0 + ex[d]
-    vlog_normal(ex, 24)  # dlog(1 + e^-|y|), bit for bit
+    vlog_normal(ex, ex.shape[0])  # dlog(1 + e^-|y|), bit for bit
     for d in range(24):
         la[d] = max(L[d, 8], L[d, 0]) - L[d, 4] + ex[d]
     i1 = 0
@@ -161,11 +163,11 @@ def _shape_a(L, pairs, w, coord, out) -> None:
     half = 0.5 * top
     for d in range(24):
         ex[d] = la[d] - half  # in [-1025, 513]: e_i e_j <= 1, and e_i = 0 only for negligible pairs
-    vexp(ex, 24)
+    vexp(ex, ex.shape[0])
     for u in range(NUM_PAIRS):
         w[u] = ex[pairs[u, 0]] * ex[pairs[u, 1]]
     out[0] = base0 + top
-    out[1] = _sum(w, NUM_PAIRS)
+    out[1] = _sum(w, w.shape[0])
 
 
 @numba.njit(**_JIT)
@@ -199,7 +201,7 @@ def _b_prep(L, coord):
     for d in range(24):
         base0 += L[d, 4]
         ex[d] = -abs(L[d, 6] - L[d, 2])
-    vexp(ex, 24)
+    vexp(ex, ex.shape[0])
     lo = np.inf
     hi = -np.inf
     for d in range(24):
@@ -213,7 +215,7 @@ def _b_prep(L, coord):
     c = 0.5 * (hi + lo)
     for d in range(24):
         ex[d] = lb[d] - c  # |lB - c| <= 85: products of up to 8 lie within e^+-680
-    vexp(ex, 24)
+    vexp(ex, ex.shape[0])
     return base0, c, hi - lo <= B_LINEAR_SPREAD
 
 
@@ -249,9 +251,9 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
     if linear:
         for o in range(NUM_OCTADS):
             w[o] = _octad_weight(tab[0, opat[o, 0]], tab[1, opat[o, 1]], tab[2, opat[o, 2]])
-        if _max(w, NUM_OCTADS) >= B_LINEAR_MIN_WEIGHT:
+        if _max(w, w.shape[0]) >= B_LINEAR_MIN_WEIGHT:
             out[2] = base0 + 8.0 * c
-            out[3] = _sum(w, NUM_OCTADS)
+            out[3] = _sum(w, w.shape[0])
             return
         for k in range(3):
             for p in range(256):
@@ -262,14 +264,14 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
         _subset_sums(lb, 8 * k, sums[k])
     for o in range(NUM_OCTADS):
         w[o] = (sums[0, opat[o, 0]] + sums[1, opat[o, 1]]) + sums[2, opat[o, 2]]
-    smax = _max(w, NUM_OCTADS)
+    smax = _max(w, w.shape[0])
     for o in range(NUM_OCTADS):
         w[o] -= smax
-    vexp(w, NUM_OCTADS)
+    vexp(w, w.shape[0])
     for o in range(NUM_OCTADS):
         w[o] *= _octad_weight(tab[0, opat[o, 0]], tab[1, opat[o, 1]], tab[2, opat[o, 2]])
     out[2] = base0 + smax
-    out[3] = _sum(w, NUM_OCTADS)
+    out[3] = _sum(w, w.shape[0])
 
 
 @numba.njit(**_JIT)
@@ -287,10 +289,10 @@ def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
             base0 += L[d, 4]
             uu[d * 4 + j] = -abs(L[d, 6] - L[d, 2])
         info[0, j] = base0
-    vexp(uu, 96)
+    vexp(uu, uu.shape[0])
     for i in range(96):
         lb[i] = 1.0 + uu[i]
-    vlog_normal(lb, 96)
+    vlog_normal(lb, lb.shape[0])
     for j in range(LANES):
         L = tables[job_t[j if j < n else 0], job_m[j if j < n else 0]]
         lo = np.inf
@@ -311,7 +313,7 @@ def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
         info[2, j] = 1.0 if hi - lo <= B_LINEAR_SPREAD else 0.0
         for d in range(24):
             fac[d * 4 + j] = lb[d * 4 + j] - c
-    vexp(fac, 96)
+    vexp(fac, fac.shape[0] // 4)  # the e factors
     for j in range(LANES):
         if info[2, j] == 0.0:
             for d in range(24):
@@ -344,11 +346,11 @@ def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp
     for j in range(n):
         w = wb[rows[j]]
         lane = wl[j * NUM_OCTADS : (j + 1) * NUM_OCTADS]
-        if linear[j] > 0.0 and _max(lane, NUM_OCTADS) >= B_LINEAR_MIN_WEIGHT:
+        if linear[j] > 0.0 and _max(lane, lane.shape[0]) >= B_LINEAR_MIN_WEIGHT:
             for o in range(NUM_OCTADS):
                 w[o] = lane[o]
             comp[rows[j], 2] = base0[j] + 8.0 * cs[j]
-            comp[rows[j], 3] = _sum(w, NUM_OCTADS)
+            comp[rows[j], 3] = _sum(w, w.shape[0])
         else:
             _shape_b(tables[job_t[j], job_m[j]], opat, w, coord, dp, grid, comp[rows[j]])
 
@@ -373,7 +375,7 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
         ex[24 + d] = L[d, 3] - nu
         ex[48 + d] = (L[d, 1] - nu) - gs
         ex[72 + d] = (L[d, 7] - nu) - gs
-    vexp(ex, 96)
+    vexp(ex, ex.shape[0])
     for i in range(96):
         ex[i] = _flush(ex[i])
     phi, psi = dp[0], dp[1]
@@ -406,7 +408,7 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
     for a in range(16):
         for b in range(16):
             golay_word_block(flat, w, a, b, acc)
-    total = _sum(acc, 16)
+    total = _sum(acc, acc.shape[0])
     if total < FAST_MIN_WEIGHT:  # the largest word is >= total / 4096
         return False
     out[4] = nu_sum + gs
@@ -421,8 +423,8 @@ def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
     for d in range(24):
         a[d] = min(rp[d] - shift, 0.0)
         b[d] = min(rm[d] - shift, 0.0)
-    vexp(a, 24)
-    vexp(b, 24)
+    vexp(a, a.shape[0])
+    vexp(b, b.shape[0])
     for k in range(3):
         _subset_sums(a, 8 * k, dp[2])
         _subset_sums(b, 8 * k, dp[3])
@@ -485,15 +487,15 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
                 pend[n_next] = t
                 n_next += 1
         n_pend = n_next
-    top = _max(keys, NUM_GOLAY)
+    top = _max(keys, keys.shape[0])
     for t in range(NUM_GOLAY):
         e = keys[t] - top
         keys[t] = e if e >= KEY_FLUSH else -1000.0
-    vexp(keys, NUM_GOLAY)
+    vexp(keys, keys.shape[0])
     for t in range(NUM_GOLAY):
         w[t] = keys[t] * w[t]
     out[4] = b1 + top
-    out[5] = _sum(w, NUM_GOLAY)
+    out[5] = _sum(w, w.shape[0])
 
 
 @numba.njit(**_JIT)
@@ -547,23 +549,32 @@ def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
             n += 1
             if n == LANES:
                 _shape_b_lanes(
-                    tables, jobs[0], jobs[1], jobs[2], n, opat, wb, comp, coord, dp, grid, lane_ws
+                    tables,
+                    jobs[0],
+                    jobs[1],
+                    jobs[2],
+                    np.int64(n),
+                    opat,
+                    wb,
+                    comp,
+                    coord,
+                    dp,
+                    grid,
+                    lane_ws,
                 )
                 n = 0
     if n:
         _shape_b_lanes(
-            tables, jobs[0], jobs[1], jobs[2], n, opat, wb, comp, coord, dp, grid, lane_ws
+            tables, jobs[0], jobs[1], jobs[2], np.int64(n), opat, wb, comp, coord, dp, grid, lane_ws
         )
 
 
 @numba.njit(**_JIT)
-def _a_or_c(s: int, Lm, pairs, pat, m: int, comp_row, ws) -> None:
-    """Support weights of shape A (``s = 0``) or C (``s = 2``) of component ``m`` into ``ws``;
-    shift and total into ``comp_row[2s : 2s + 2]``. Deterministic, whatever ``ws`` held."""
-    wa, wc, keys, pend, coord, dp, grid = ws[0], ws[2], ws[4], ws[5], ws[6], ws[7], ws[8]
-    if s == 0:
-        _shape_a(Lm, pairs, wa[m], coord, comp_row)
-    elif not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp_row):
+def _shape_c(Lm, pat, m: int, comp_row, ws) -> None:
+    """Golay word weights of component ``m`` into ``ws``; shift and total into
+    ``comp_row[4:6]``. Deterministic, whatever ``ws`` held."""
+    wc, keys, pend, coord, dp, grid = ws[2], ws[4], ws[5], ws[6], ws[7], ws[8]
+    if not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp_row):
         _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp_row)
 
 
@@ -571,16 +582,24 @@ def _a_or_c(s: int, Lm, pairs, pat, m: int, comp_row, ws) -> None:
 def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> None:
     """Token ``i`` of the work item (its B weights already in the job rows): A and C weights
     of every component (in ``ws``), log Z, log weights; the mixture's shape pmf."""
-    comp, tmp = ws[3], ws[9]
+    wa, comp, coord, tmp = ws[0], ws[3], ws[6], ws[9]
     m_count = L.shape[0]
     _log_weights(logits, log_pi)
     for m in range(m_count):
         row = comp[i * m_count + m]
-        _a_or_c(0, L[m], pairs, pat, m, row, ws)
-        _a_or_c(2, L[m], pairs, pat, m, row, ws)
+        _shape_a(L[m], pairs, wa[m], coord, row)
+        _shape_c(L[m], pat, m, row, ws)
+        # log Z: logsumexp of the three shapes' log totals, in a fixed order
         for s in range(3):
             tmp[s] = row[2 * s] + dlog(row[2 * s + 1])
-        log_z[m] = _logsumexp(tmp, 3)
+        top = max(max(tmp[0], tmp[1]), tmp[2])
+        if top == -np.inf:
+            log_z[m] = -np.inf
+        else:
+            acc = 0.0
+            for s in range(3):
+                acc += dexp(tmp[s] - top)
+            log_z[m] = top + dlog(acc)
     for s in range(3):
         acc = 0.0
         for m in range(m_count):
@@ -720,48 +739,62 @@ def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_tota
         for t in range(t0, t1):
             i = t - t0
             _components(tables[t], logits[t], i, pairs, pat, shape_p[t], log_z[t], log_pi[t], ws)
-            q_total[t, 0] = _mix_support(0, i, log_z[t], log_pi[t], ws, qa[t])
-            q_total[t, 1] = _mix_support(1, i, log_z[t], log_pi[t], ws, qb[t])
-            q_total[t, 2] = _mix_support(2, i, log_z[t], log_pi[t], ws, qc[t])
+            for s in range(3):
+                q = qa[t] if s == 0 else (qb[t] if s == 1 else qc[t])
+                q_total[t, s] = _mix_support(s, i, log_z[t], log_pi[t], ws, q)
+
+
+@numba.njit(**_JIT)
+def _kept(ws, keep_a, keep_b, keep_c, keep_comp, c: int, t: int):
+    """``ws`` with its weight arrays replaced by the kept ones of work item ``c``, token ``t``
+    (the same types: the same compiled functions run on them)."""
+    return (keep_a[t], keep_b[c], keep_c[t], keep_comp[c]) + ws[4:]
 
 
 @numba.njit(**_PJIT)
-def shape_kernel(tables, logits, pairs, opat, pat, shape_p, log_z, log_pi):
-    """Per token: shape pmf, per-component log Z and log mixture weights (the decoder's first
-    pass; :func:`support_kernel` then gives the support pmfs of the decoded shapes)."""
+def shape_keep_kernel(
+    tables, logits, pairs, opat, pat, shape_p, log_z, log_pi, keep_a, keep_b, keep_c, keep_comp
+):  # fmt: skip
+    """The decoder's first pass over up to ``keep_a.shape[0]`` tokens: shape pmfs, log Z and
+    log weights, keeping every component's support weights (token ``t``'s A and C weights in
+    ``keep_a[t]``, ``keep_c[t]``; B weights, shifts and totals in the rows of its work item
+    ``keep_b[t // CHUNK]``, ``keep_comp[t // CHUNK]``) for :func:`kept_support_kernel`."""
     n = tables.shape[0]
     m_count = tables.shape[1]
     for c in prange((n + CHUNK - 1) // CHUNK):
-        ws = _workspace(m_count)
         t0 = c * CHUNK
         t1 = min(n, t0 + CHUNK)
+        ws = _kept(_workspace(m_count), keep_a, keep_b, keep_c, keep_comp, np.int64(c), t0)
         _b_jobs(tables, t0, t1, _ALL, opat, ws)
         for t in range(t0, t1):
-            i = t - t0
-            _components(tables[t], logits[t], i, pairs, pat, shape_p[t], log_z[t], log_pi[t], ws)
+            wt = _kept(ws, keep_a, keep_b, keep_c, keep_comp, np.int64(c), t)
+            _components(
+                tables[t], logits[t], t - t0, pairs, pat, shape_p[t], log_z[t], log_pi[t], wt
+            )
 
 
 @numba.njit(**_PJIT)
-def support_kernel(tables, log_z, log_pi, pairs, opat, pat, shape, row, qa, qb, qc, q_total):
-    """Support pmf of each token's shape ``shape[t]`` into row ``row[t]`` of ``qa|qb|qc`` (its
-    total into ``q_total[t]``), bit-identical to :func:`summary_kernel`'s, from the log Z and
-    log weights of :func:`shape_kernel`: only that shape's weights are recomputed."""
-    n = tables.shape[0]
-    m_count = tables.shape[1]
+def kept_support_kernel(
+    log_z, log_pi, shape, counts, keep_a, keep_b, keep_c, keep_comp, qa, qb, qc, q_total
+):  # fmt: skip
+    """The support pmf of each token's decoded shape ``shape[t]`` from the weights kept by
+    :func:`shape_keep_kernel`, into the next row of ``qa|qb|qc`` (``counts[s]``: rows of shape
+    ``s`` used so far, updated); its total into ``q_total[t]``. Bit-identical to
+    :func:`encode_kernel`'s and :func:`summary_kernel`'s rows."""
+    n = shape.shape[0]
+    m_count = log_z.shape[1]
+    row = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        s = shape[t]
+        row[t] = counts[s]
+        counts[s] += 1
     for c in prange((n + CHUNK - 1) // CHUNK):
         ws = _workspace(m_count)
-        comp = ws[3]
-        t0 = c * CHUNK
-        t1 = min(n, t0 + CHUNK)
-        _b_jobs(tables, t0, t1, shape, opat, ws)
-        for t in range(t0, t1):
-            i = t - t0
+        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            wt = _kept(ws, keep_a, keep_b, keep_c, keep_comp, np.int64(c), t)
             s = shape[t]
-            if s != 1:
-                for m in range(m_count):
-                    _a_or_c(s, tables[t, m], pairs, pat, m, comp[i * m_count + m], ws)
             q = qa[row[t]] if s == 0 else (qb[row[t]] if s == 1 else qc[row[t]])
-            q_total[t] = _mix_support(s, i, log_z[t], log_pi[t], ws, q)
+            q_total[t] = _mix_support(s, t - c * CHUNK, log_z[t], log_pi[t], wt, q)
 
 
 @numba.njit(**_PJIT)
@@ -811,18 +844,11 @@ def encode_kernel(
         t1 = min(n, t0 + CHUNK)
         _b_jobs(tables, t0, t1, _ALL, opat, ws)
         for t in range(t0, t1):
-            i = t - t0
             L = tables[t]
-            _components(L, logits[t], i, pairs, pat, shape_p[t], log_z, log_pi, ws)
+            _components(L, logits[t], t - t0, pairs, pat, shape_p[t], log_z, log_pi, ws)
             s = shape[t]
             r = row[t]
-            u = support[t]
-            if s == 0:
-                q_total[t] = _mix_support(0, i, log_z, log_pi, ws, qa[r])
-                _detail(0, L, log_pi, log_z, u, pairs, octads, golay, da[r], x)
-            elif s == 1:
-                q_total[t] = _mix_support(1, i, log_z, log_pi, ws, qb[r])
-                _detail(1, L, log_pi, log_z, u, pairs, octads, golay, db[r], x)
-            else:
-                q_total[t] = _mix_support(2, i, log_z, log_pi, ws, qc[r])
-                _detail(2, L, log_pi, log_z, u, pairs, octads, golay, dc[r], x)
+            q = qa[r] if s == 0 else (qb[r] if s == 1 else qc[r])
+            d = da[r] if s == 0 else (db[r] if s == 1 else dc[r])
+            q_total[t] = _mix_support(s, t - t0, log_z, log_pi, ws, q)
+            _detail(s, L, log_pi, log_z, support[t], pairs, octads, golay, d, x)
