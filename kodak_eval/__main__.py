@@ -14,7 +14,7 @@ from . import EvalError
 from .codecs import DEFAULT_CODECS, Codec, all_codecs
 from .data import default_cache_dir, download_kodak, load_images
 from .env import environment
-from .evaluate import plan, run
+from .evaluate import drop_stale, plan, run
 from .report import averages_table, is_full_kodak, speed_table, write_reports
 from .store import load_results, merge_entry, new_results, save_results
 
@@ -169,6 +169,9 @@ def cli(
 
     torch.set_num_threads(threads)
     todo = plan(codecs, settings, results["codecs"], force)
+    stale = drop_stale(codecs, results["codecs"])
+    if stale:
+        click.echo(f"dropped {stale} entries measured by another version of their codec", err=True)
     if todo:
         results["env"] = environment(threads, command_line(sys.argv[1:]))
 

@@ -75,6 +75,22 @@ def plan(
     return todo
 
 
+def drop_stale(codecs: Sequence[Codec], done: dict[str, list[Entry]]) -> int:
+    """Remove the entries of ``codecs`` measured by another version of the codec (other lqz
+    weights, other library), so that a report never mixes versions: settings still in the
+    ladder are measured again, others (e.g. a level the new weights no longer have) go.
+    Returns how many entries were dropped."""
+    dropped = 0
+    for codec in codecs:
+        identity = codec.identity()
+        entries = done.get(codec.name, [])
+        kept = [e for e in entries if e.get("codec_id") == identity]
+        dropped += len(entries) - len(kept)
+        if codec.name in done:
+            done[codec.name] = kept
+    return dropped
+
+
 def run(
     todo: Sequence[tuple[Codec, int]],
     images: Sequence[TestImage],

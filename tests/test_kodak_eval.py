@@ -415,3 +415,11 @@ def test_results_of_another_codec_version_are_measured_again(
     assert _run(argv, capsys)[0] == 0
     remeasured = json.loads(path.read_text())["codecs"]["jpeg"][0]
     assert remeasured["bpp"] == entry["bpp"] and remeasured["codec_id"] == entry["codec_id"]
+
+    # a setting of another version that the current ladder lacks is dropped, not reported
+    stale = dict(entry, setting=50, bpp=-2.0, codec_id="Pillow 0.0 (another build)")
+    results["codecs"]["jpeg"] = [entry, stale]
+    path.write_text(json.dumps(results))
+    assert _run(argv, capsys)[0] == 0
+    assert [e["setting"] for e in json.loads(path.read_text())["codecs"]["jpeg"]] == [30]
+    assert "-2.0" not in (out / "results.csv").read_text()
