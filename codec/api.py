@@ -25,7 +25,11 @@ DEFAULT_MAX_PIXELS = 2**28
 #: callees compile with them. :func:`kernels_cold` looks them up in numba's on-disk cache.
 _CODING_KERNELS = {
     "encode": (("lqz.entropy.kernels", "encode_kernel"), ("lqz.leech.search", "_nearest_batch")),
-    "decode": (("lqz.entropy.kernels", "summary_kernel"), ("lqz.entropy.kernels", "detail_kernel")),
+    "decode": (
+        ("lqz.entropy.kernels", "shape_keep_kernel"),
+        ("lqz.entropy.kernels", "kept_support_kernel"),
+        ("lqz.entropy.kernels", "details_kernel"),
+    ),
 }
 
 
