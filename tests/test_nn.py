@@ -147,14 +147,14 @@ def test_tiny_model_trains(tmp_path) -> None:
 
     from lqz.train.export import export
 
-    exported = export(run, tmp_path / "w.safetensors", levels=(1, 3))
+    exported = export(run, tmp_path / "w.safetensors", levels="1,3")
     assert read_weights(tmp_path / "w.safetensors")[0] == dataclasses.replace(TINY, levels=(1, 3))
     trained = {
         k[len("tokenizer.") :]: v for k, v in exported.state_dict().items() if "tokenizer." in k
     }
     assert all(torch.equal(v, state["tokenizer"][k]) for k, v in trained.items())
     with pytest.raises(SystemExit):
-        export(run, tmp_path / "x.safetensors", levels=(3, 1))
+        export(run, tmp_path / "x.safetensors", levels="3,1")
 
 
 def test_tile_coding_is_bit_exact_across_thread_counts() -> None:

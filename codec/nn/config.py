@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, fields
 
@@ -46,6 +47,17 @@ class ModelConfig:
         if "levels" in data:
             data["levels"] = tuple(data["levels"])
         return cls(**data)
+
+    def with_levels(self, text: str) -> ModelConfig:
+        """This config with the levels of ``text`` ("1,2,4"); ValueError unless they are
+        integers ascending within 1..groups."""
+        try:
+            levels = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"levels must be comma-separated integers, got {text!r}") from None
+        if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > self.groups:
+            raise ValueError(f"levels must ascend within 1..{self.groups}, got {text!r}")
+        return dataclasses.replace(self, levels=levels)
 
     def groups_at(self, level: int) -> int:
         """Number of token groups coded at quality ``level`` (1-based)."""

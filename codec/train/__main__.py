@@ -66,20 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="start from random weights")
     args = parser.parse_args(argv)
-    try:
-        levels = tuple(int(v) for v in args.levels.split(","))
-    except ValueError:
-        parser.error(f"--levels must be comma-separated integers, got {args.levels!r}")
-    if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > args.groups:
-        parser.error(f"--levels must ascend within 1..{args.groups}")
     config = ModelConfig(
         channels=args.channels,
         kernel=args.kernel,
         stride_log2=args.stride_log2,
         groups=args.groups,
         latent_kernel=args.latent_kernel,
-        levels=levels,
     )
+    try:
+        config = config.with_levels(args.levels)
+    except ValueError as exc:
+        parser.error(str(exc))
     train(
         TrainOptions(
             data=args.data,

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from ..nn.config import ModelConfig
@@ -15,12 +14,10 @@ from ..nn.weights import save_weights
 from .state import DEFAULT_ROOT, RunState
 
 
-def export(
-    run_dir: Path, out: Path, half: bool = True, levels: tuple[int, ...] | None = None
-) -> LqzModel:
+def export(run_dir: Path, out: Path, half: bool = True, levels: str | None = None) -> LqzModel:
     """Write the run's latest tokenizer and prior to ``out``; returns the model.
 
-    ``levels`` replaces the trained groups-per-level table (e.g. to drop a level that
+    ``levels`` ("1,2,4") replaces the trained groups-per-level table (e.g. to drop a level that
     validation shows is not better than the one below it).
     """
     saved = RunState(run_dir).load()
@@ -28,9 +25,10 @@ def export(
         raise SystemExit(f"no checkpoint in {run_dir}")
     config = ModelConfig.from_json(saved["config"])
     if levels is not None:
-        if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > config.groups:
-            raise SystemExit(f"levels must ascend within 1..{config.groups}, got {levels}")
-        config = dataclasses.replace(config, levels=levels)
+        try:
+            config = config.with_levels(levels)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     model = LqzModel(config)
     model.tokenizer.load_state_dict(saved.get("tokenizer", saved.get("model")))
     if "prior" in saved:
@@ -52,13 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         "--levels", help="groups per quality level, comma-separated (default: trained)"
     )
     args = parser.parse_args(argv)
-    levels = None
-    if args.levels:
-        try:
-            levels = tuple(int(v) for v in args.levels.split(","))
-        except ValueError:
-            parser.error(f"--levels must be comma-separated integers, got {args.levels!r}")
-    export(args.root / args.run, args.out, half=not args.fp32, levels=levels)
+    export(args.root / args.run, args.out, half=not args.fp32, levels=args.levels)
 
 
 if __name__ == "__main__":
