@@ -149,10 +149,11 @@ def test_tiny_model_trains(tmp_path) -> None:
 
     exported = export(run, tmp_path / "w.safetensors", levels="1,3")
     assert read_weights(tmp_path / "w.safetensors")[0] == dataclasses.replace(TINY, levels=(1, 3))
-    trained = {
-        k[len("tokenizer.") :]: v for k, v in exported.state_dict().items() if "tokenizer." in k
-    }
+    assert all(torch.equal(v, state["ema"][k]) for k, v in exported.state_dict().items())
+    last = export(run, tmp_path / "l.safetensors", average=False)
+    trained = {k[len("tokenizer.") :]: v for k, v in last.state_dict().items() if "tokenizer." in k}
     assert all(torch.equal(v, state["tokenizer"][k]) for k, v in trained.items())
+    assert not all(torch.equal(v, state["ema"][k]) for k, v in last.state_dict().items())
     with pytest.raises(SystemExit):
         export(run, tmp_path / "x.safetensors", levels="3,1")
 
@@ -236,3 +237,27 @@ def test_prior_bits_sampling_scores_a_subset() -> None:
     assert part.shape == (2, 3)
     for b in range(2):
         assert all(torch.isclose(full[b], v).any() for v in part[b])
+
+
+def test_weight_average_matches_a_hand_computed_ema() -> None:
+    from lqz.train.ema import WeightAverage
+
+    model = tiny_model(3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    average = WeightAverage(model, decay=0.9)
+    expected = {k: v.clone() for k, v in start.items()}
+    for step in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * (step + 1))
+        average.update(model)
+        for k, v in model.state_dict().items():
+            expected[k] = 0.9 * expected[k] + 0.1 * v if v.is_floating_point() else v.clone()
+    for k, v in average.state_dict().items():
+        assert torch.allclose(v, expected[k], atol=1e-6), k
+    current = {k: v.clone() for k, v in model.state_dict().items()}
+    with average.applied(model):
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in average.state_dict().items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in current.items())
+    with pytest.raises(ValueError):
+        WeightAverage(model, decay=1.0)

@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
         help="weights (safetensors) whose tensors of matching name and shape start a new run "
         "of a different architecture",
     )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=TrainOptions.ema_decay,
+        help="decay of the weight average that validation scores and export ships",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             init_weights=None if args.fresh else args.init_weights,
             transfer=args.transfer,
             prior_tokens=args.prior_tokens,
+            ema_decay=args.ema_decay,
         )
     )
 

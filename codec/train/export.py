@@ -14,11 +14,18 @@ from ..nn.weights import save_weights
 from .state import DEFAULT_ROOT, RunState
 
 
-def export(run_dir: Path, out: Path, half: bool = True, levels: str | None = None) -> LqzModel:
+def export(
+    run_dir: Path,
+    out: Path,
+    half: bool = True,
+    levels: str | None = None,
+    average: bool = True,
+) -> LqzModel:
     """Write the run's latest tokenizer and prior to ``out``; returns the model.
 
     ``levels`` ("1,2,4") replaces the trained groups-per-level table (e.g. to drop a level that
-    validation shows is not better than the one below it).
+    validation shows is not better than the one below it). ``average``: ship the run's weight
+    average (EMA) when it has one, else the last step's weights.
     """
     saved = RunState(run_dir).load()
     if saved is None:
@@ -33,10 +40,13 @@ def export(run_dir: Path, out: Path, half: bool = True, levels: str | None = Non
     model.tokenizer.load_state_dict(saved.get("tokenizer", saved.get("model")))
     if "prior" in saved:
         model.prior.load_state_dict(saved["prior"])
+    if average and "ema" in saved:
+        model.load_state_dict(saved["ema"])
     tmp = out.with_suffix(".tmp")
     save_weights(model, tmp, half=half)
     tmp.replace(out)
-    print(f"step {saved['step']}, {saved['elapsed'] / 3600:.2f} h -> {out}")
+    kind = "EMA" if average and "ema" in saved else "last-step"
+    print(f"step {saved['step']}, {saved['elapsed'] / 3600:.2f} h, {kind} weights -> {out}")
     return model
 
 
@@ -49,8 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--levels", help="groups per quality level, comma-separated (default: trained)"
     )
+    parser.add_argument(
+        "--last-step", action="store_true", help="the last step's weights instead of the EMA"
+    )
     args = parser.parse_args(argv)
-    export(args.root / args.run, args.out, half=not args.fp32, levels=args.levels)
+    export(
+        args.root / args.run,
+        args.out,
+        half=not args.fp32,
+        levels=args.levels,
+        average=not args.last_step,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
 from ..nn.prior import PASSES, anchor_mask
 from .data import CropSampler, list_images, load_rgb, validation_crops
+from .ema import WeightAverage
 from .state import RunState
 
 BITS_PER_TOKEN = math.log2(SIZE)
@@ -41,6 +42,7 @@ class TrainOptions:
     init_weights: Path | None = None
     transfer: Path | None = None
     prior_tokens: int = 32
+    ema_decay: float = 0.998
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -179,6 +181,9 @@ def train(opts: TrainOptions) -> None:
     elif opts.transfer:
         copied = transfer_weights(model, opts.transfer)
         print(f"transferred {copied} tensors from {opts.transfer} ({config})", flush=True)
+    average = WeightAverage(model, opts.ema_decay)
+    if saved and "ema" in saved:
+        average.load_state_dict(saved["ema"])
 
     stop = {"flag": False}
 
@@ -198,6 +203,7 @@ def train(opts: TrainOptions) -> None:
                 "prior": model.prior.state_dict(),
                 "prior_optimizer": prior_optimizer.state_dict(),
                 "prior_steps": prior_steps,
+                "ema": average.state_dict(),
                 "step": step,
                 "elapsed": elapsed,
             }
@@ -229,6 +235,7 @@ def train(opts: TrainOptions) -> None:
             prior_optimizer.step()
             prior_steps += 1
             window_bits += bits.item()
+        average.update(model)
         step += 1
         now = time.perf_counter()
         elapsed += now - tick
@@ -256,14 +263,26 @@ def train(opts: TrainOptions) -> None:
             window_steps, window_images, window_loss, window_psnr, window_bits = 0, 0, 0.0, 0.0, 0.0
             last_log = now
         if now - last_val > opts.validate_seconds:
-            metrics = validate(model, val, device, opts.prior)
-            run.log({"step": step, "validation": metrics})
-            print("validation " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), flush=True)
+            report_validation(model, average, val, device, opts.prior, run, step)
             last_val = time.perf_counter()
         if now - last_ckpt > opts.checkpoint_seconds:
             checkpoint()
             last_ckpt = time.perf_counter()
     checkpoint()
-    metrics = validate(model, val, device, opts.prior)
-    run.log({"step": step, "validation": metrics})
-    print("validation " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), flush=True)
+    report_validation(model, average, val, device, opts.prior, run, step)
+
+
+def report_validation(
+    model: LqzModel,
+    average: WeightAverage,
+    crops: torch.Tensor,
+    device: torch.device,
+    with_prior: bool,
+    run: RunState,
+    step: int,
+) -> None:
+    """Validate the averaged weights (what export ships) and log/print the figures."""
+    with average.applied(model):
+        metrics = validate(model, crops, device, with_prior)
+    run.log({"step": step, "validation": metrics, "weights": "ema"})
+    print("validation (EMA) " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), flush=True)
