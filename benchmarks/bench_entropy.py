@@ -51,7 +51,7 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
     """Tables, logits and token indices of every step of the shipped model on an image."""
     from PIL import Image
 
-    from lqz.api import DEFAULT_WEIGHTS
+    from lqz.ladder import DEFAULT_WEIGHTS
     from lqz.leech import DIM
     from lqz.leech import decode as leech_decode
     from lqz.nn import coding

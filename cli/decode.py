@@ -109,7 +109,7 @@ def _decode_one(job: Job, batch: Batch, force: bool, max_pixels: int | None) -> 
     rate = 8 * len(data) / (header.width * header.height)
     batch.say(
         f"{job.label} -> {job.dest_label}: {header.width}x{header.height} {image.mode}, "
-        f"level {header.quality}, {rate:.4f} bpp, {time.perf_counter() - start:.2f} s"
+        f"quality {api.quality_of(header)}, {rate:.4f} bpp, {time.perf_counter() - start:.2f} s"
     )
     return Result(in_bytes=len(data), out_bytes=len(written), bpp=rate)
 

@@ -97,11 +97,11 @@ def _encode_one(
         if rate > bpp:
             warn(
                 f"{job.label}: target {bpp:g} bpp is below the smallest setting: "
-                f"wrote level {header.quality} at {rate:.4f} bpp"
+                f"wrote quality {api.quality_of(header)} at {rate:.4f} bpp"
             )
     batch.say(
         f"{job.label} -> {job.dest_label}: {header.width}x{header.height}, "
-        f"level {header.quality}, {len(encoded):,} bytes, {rate:.4f} bpp{target}, "
+        f"quality {api.quality_of(header)}, {len(encoded):,} bytes, {rate:.4f} bpp{target}, "
         f"{time.perf_counter() - start:.2f} s"
     )
     return Result(in_bytes=len(data), out_bytes=len(encoded), bpp=rate)

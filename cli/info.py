@@ -19,6 +19,17 @@ from .common import (
 )
 
 
+def _quality(header: Any) -> int | None:
+    """The quality of the ladder in use that the file's (model, level) is, if any."""
+    from lqz.errors import LqzError
+    from lqz.ladder import Ladder, ladder_path
+
+    try:
+        return Ladder.load(ladder_path()).quality_of(header.model_id, header.quality)
+    except LqzError:
+        return None
+
+
 def describe(data: bytes) -> dict[str, Any]:
     """The facts ``lqz info`` prints, for an .lqz file's bytes (validated: every section read)."""
     from lqz import format as fmt
@@ -29,6 +40,7 @@ def describe(data: bytes) -> dict[str, Any]:
     return {
         "version": header.version,
         "model": header.model_id.hex(),
+        "quality": _quality(header),
         "level": header.quality,
         "width": header.width,
         "height": header.height,
@@ -52,7 +64,11 @@ def render(facts: dict[str, Any], name: str) -> str:
         ("file", name),
         ("format", f"lqz version {facts['version']}"),
         ("model", facts["model"]),
-        ("level", str(facts["level"])),
+        (
+            "quality",
+            "unknown (model not installed)" if facts["quality"] is None else str(facts["quality"]),
+        ),
+        ("level", f"{facts['level']} of that model"),
         ("size", f"{facts['width']}x{facts['height']} {kind}"),
         ("bytes", f"{facts['bytes']:,}"),
         ("bpp", f"{facts['bpp']:.4f}"),

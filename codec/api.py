@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,11 +11,10 @@ import torch
 from PIL import Image
 
 from . import format as fmt
-from .errors import ImageTooLarge, LqzError
+from .errors import ImageTooLarge, ImplausibleHeader, LqzError
 from .images import prepare, restore
-from .models import MODELS_DIR
+from .ladder import Ladder, ladder_path
 
-DEFAULT_WEIGHTS = MODELS_DIR / "lqz-mse.safetensors"
 DEFAULT_TILE_SIZE = 1024
 #: Most pixels :func:`decode` decodes unless told otherwise (2^28, e.g. 16384 x 16384): a valid
 #: file of 2 kB can declare 65535 x 65535 pixels, 12.9 GB of RGB.
@@ -44,31 +42,79 @@ class LoadedModel:
     model: object
     model_id: bytes
 
+
+@lru_cache(maxsize=4)
+def _load(path: Path, expected_id: bytes) -> LoadedModel:
+    from .nn.weights import load_model
+
+    return LoadedModel(model=load_model(path), model_id=expected_id)
+
+
+@dataclass(frozen=True)
+class Codec:
+    """The quality ladder in use; models load on first use (and once)."""
+
+    ladder: Ladder
+
     @property
     def qualities(self) -> tuple[int, ...]:
-        return tuple(range(1, len(self.model.config.levels) + 1))
+        return self.ladder.qualities
 
+    @property
+    def identity(self) -> str:
+        return self.ladder.identity
 
-def weights_path() -> Path:
-    """The weights in use: ``$LQZ_WEIGHTS`` if set, else the shipped model."""
-    return Path(os.environ.get("LQZ_WEIGHTS", DEFAULT_WEIGHTS))
+    def at(self, quality: int) -> tuple[LoadedModel, int]:
+        """The model and its level that code ``quality``."""
+        rung = self.ladder.rung(quality)
+        return _load(rung.weights, self.ladder.model_ids[rung.weights]), rung.level
+
+    def for_header(self, header: fmt.Header) -> tuple[LoadedModel, int]:
+        """The model and group count that decode a file with ``header`` (already checked to
+        name one of :attr:`model_ids`)."""
+        path = self.ladder.weights_for(header.model_id)
+        assert path is not None
+        loaded = _load(path, header.model_id)
+        levels = loaded.model.config.levels
+        if not 1 <= header.quality <= len(levels):
+            raise ImplausibleHeader(
+                f"level {header.quality} is not a level of model {header.model_id.hex()} "
+                f"(1..{len(levels)})"
+            )
+        return loaded, levels[header.quality - 1]
+
+    @property
+    def model_ids(self) -> set[bytes]:
+        return set(self.ladder.model_ids.values())
 
 
 @lru_cache(maxsize=4)
-def _load(path: Path) -> LoadedModel:
-    from .nn.weights import load_model, model_id
-
-    return LoadedModel(model=load_model(path), model_id=model_id(path))
+def _codec(path: Path) -> Codec:
+    return Codec(Ladder.load(path))
 
 
-def loaded_model() -> LoadedModel:
-    """The (cached) model of :func:`weights_path`."""
-    return _load(weights_path())
+def loaded_codec() -> Codec:
+    """The (cached) ladder of :func:`lqz.ladder.ladder_path`; WeightsError if unusable."""
+    return _codec(ladder_path())
+
+
+def clear_cache() -> None:
+    """Forget loaded ladders and models (after ``$LQZ_WEIGHTS`` changes)."""
+    _codec.cache_clear()
+    _load.cache_clear()
 
 
 def qualities() -> tuple[int, ...]:
-    """Quality levels of the model in use, ascending (higher = more bits, better PSNR)."""
-    return loaded_model().qualities
+    """Quality levels in use, ascending (higher = more bits, better PSNR)."""
+    return loaded_codec().qualities
+
+
+def quality_of(header: fmt.Header) -> int | None:
+    """The quality a file with ``header`` was coded at, if the ladder in use has its model."""
+    try:
+        return loaded_codec().ladder.quality_of(header.model_id, header.quality)
+    except LqzError:
+        return None
 
 
 def default_quality() -> int:
@@ -104,14 +150,15 @@ def kernels_cold(operation: str) -> bool | None:
     return False if found else None
 
 
-def _encode_at(prepared, loaded: LoadedModel, quality: int, tile_size: int) -> bytes:
+def _encode_at(prepared, codec: Codec, quality: int, tile_size: int) -> bytes:
     from .nn.coding import encode_tile
 
-    groups = loaded.model.config.groups_at(quality)
+    loaded, level = codec.at(quality)
+    groups = loaded.model.config.groups_at(level)
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=loaded.model_id,
-        quality=quality,
+        quality=level,
         fine=0,
         width=prepared.width,
         height=prepared.height,
@@ -141,19 +188,19 @@ def encode(
     """
     if quality is not None and bpp is not None:
         raise InvalidSetting("give either a quality level or a bpp target, not both")
-    loaded = loaded_model()
+    codec = loaded_codec()
     prepared = prepare(image)
     with torch.inference_mode():
         if bpp is None:
             quality = default_quality() if quality is None else quality
-            if not _is_int(quality) or quality not in loaded.qualities:
+            if not _is_int(quality) or quality not in codec.qualities:
                 raise InvalidSetting(
-                    f"quality must be one of {list(loaded.qualities)}, got {quality!r}"
+                    f"quality must be one of {list(codec.qualities)}, got {quality!r}"
                 )
-            return _encode_at(prepared, loaded, int(quality), tile_size)
+            return _encode_at(prepared, codec, int(quality), tile_size)
         if not _is_real(bpp) or not bpp > 0:
             raise InvalidSetting(f"bpp target must be a positive number, got {bpp!r}")
-        return _search_bpp(prepared, loaded, bpp, tile_size)
+        return _search_bpp(prepared, codec, bpp, tile_size)
 
 
 def _is_int(value: object) -> bool:
@@ -164,20 +211,20 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _search_bpp(prepared, loaded: LoadedModel, target: float, tile_size: int) -> bytes:
+def _search_bpp(prepared, codec: Codec, target: float, tile_size: int) -> bytes:
     """Binary search over levels (file size grows with the level)."""
     pixels = prepared.width * prepared.height
-    levels = loaded.qualities
+    levels = codec.qualities
     lo, hi = 0, len(levels) - 1
     best: bytes | None = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        data = _encode_at(prepared, loaded, levels[mid], tile_size)
+        data = _encode_at(prepared, codec, levels[mid], tile_size)
         if 8 * len(data) / pixels <= target:
             best, lo = data, mid + 1
         else:
             hi = mid - 1
-    return best if best is not None else _encode_at(prepared, loaded, levels[0], tile_size)
+    return best if best is not None else _encode_at(prepared, codec, levels[0], tile_size)
 
 
 def check_size(header: fmt.Header, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
@@ -205,9 +252,9 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
 
     data = bytes(data)
     check_size(fmt.read_header(data), max_pixels)
-    loaded = loaded_model()
-    header, tiles, alpha_section = fmt.unpack(data, known_model_ids={loaded.model_id})
-    groups = loaded.model.config.groups_at(header.quality)
+    codec = loaded_codec()
+    header, tiles, alpha_section = fmt.unpack(data, known_model_ids=codec.model_ids)
+    loaded, groups = codec.for_header(header)
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     with torch.inference_mode():
         for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):

@@ -187,7 +187,7 @@ class LqzCodec(Codec):
         module = self._module()
         version = getattr(module, "__version__", "?")
         try:
-            model = importlib.import_module("lqz.api").loaded_model().model_id.hex()
+            model = importlib.import_module("lqz.api").loaded_codec().identity
         except Exception:  # noqa: BLE001 - a stand-in lqz without a model: the version alone
             return f"lqz {version}"
         return f"lqz {version}, model {model}"

@@ -45,9 +45,9 @@ def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
     from lqz import api
 
     monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
-    api._load.cache_clear()
+    api.clear_cache()
     yield weights
-    api._load.cache_clear()
+    api.clear_cache()
 
 
 def picture(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -174,8 +174,9 @@ def test_invalid_data(cut: int) -> None:
 def test_model_loaded_once() -> None:
     from lqz import api
 
-    assert api.loaded_model() is api.loaded_model()
-    lqz.encode(picture(4, 4))
+    assert api.loaded_codec() is api.loaded_codec()
+    lqz.encode(picture(4, 4), quality=lqz.QUALITIES[0])
+    lqz.encode(picture(4, 4), quality=lqz.QUALITIES[0])
     assert api._load.cache_info().misses == 1
 
 
@@ -186,7 +187,7 @@ def _declaring(width: int, height: int) -> bytes:
 
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
-        model_id=api.loaded_model().model_id,
+        model_id=api.loaded_codec().at(1)[0].model_id,
         quality=1,
         fine=0,
         width=width,

@@ -60,9 +60,9 @@ def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
     from lqz import api
 
     monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
-    api._load.cache_clear()
+    api.clear_cache()
     yield weights
-    api._load.cache_clear()
+    api.clear_cache()
 
 
 def run(*args: object, input: bytes | None = None) -> Result:
@@ -509,7 +509,7 @@ def test_other_model(coded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from lqz import api
 
     monkeypatch.setenv("LQZ_WEIGHTS", str(tiny_weights(tmp_path / "other.safetensors", seed=7)))
-    api._load.cache_clear()
+    api.clear_cache()
     failed(run("decode", coded, "-o", coded.with_name("out.png")), 3)
     facts = json.loads(ok(run("info", coded, "--json")).stdout)  # info needs no model
     assert facts["model"] == header(coded).model_id.hex()
@@ -519,7 +519,7 @@ def test_missing_model(photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from lqz import api
 
     monkeypatch.setenv("LQZ_WEIGHTS", str(tmp_path / "none.safetensors"))
-    api._load.cache_clear()
+    api.clear_cache()
     failed(run("encode", photo), 1, "none.safetensors")
 
 
@@ -539,7 +539,7 @@ def test_pixel_bomb_refused(tmp_path: Path) -> None:
 
     bomb = fmt.Header(
         version=fmt.FORMAT_VERSION,
-        model_id=api.loaded_model().model_id,
+        model_id=api.loaded_codec().at(1)[0].model_id,
         quality=1,
         fine=0,
         width=65535,

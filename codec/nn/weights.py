@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import LqzError
+from ..ladder import CONFIG_KEY, WeightsError, model_id
 from .config import ModelConfig
 from .model import LqzModel
 
-CONFIG_KEY = "lqz_config"
-MODEL_ID_BYTES = 8
-
-
-class WeightsError(LqzError):
-    """The weights file is missing, unreadable or does not match the architecture."""
-
-
-def model_id(path: Path) -> bytes:
-    """The model identifier written into .lqz files: first 8 bytes of SHA-256 of the file."""
-    return hashlib.sha256(Path(path).read_bytes()).digest()[:MODEL_ID_BYTES]
+__all__ = ["WeightsError", "load_model", "model_id", "read_weights", "save_weights"]
 
 
 def save_weights(model: LqzModel, path: Path, half: bool = True) -> None:

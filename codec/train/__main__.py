@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import DEFAULT_WEIGHTS as SHIPPED
+from ..ladder import DEFAULT_WEIGHTS as SHIPPED
 from ..nn.config import ModelConfig
 from .loop import TrainOptions, train
 from .state import DEFAULT_ROOT
