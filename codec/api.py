@@ -83,6 +83,17 @@ class Codec:
             )
         return loaded, levels[header.quality - 1]
 
+    def runs(self) -> list[tuple[int, ...]]:
+        """The qualities split into maximal runs that use one model, ascending."""
+        runs: list[list[int]] = []
+        for quality in self.qualities:
+            weights = self.ladder.rung(quality).weights
+            if runs and self.ladder.rung(runs[-1][-1]).weights == weights:
+                runs[-1].append(quality)
+            else:
+                runs.append([quality])
+        return [tuple(r) for r in runs]
+
     @property
     def model_ids(self) -> set[bytes]:
         return set(self.ladder.model_ids.values())
@@ -212,19 +223,26 @@ def _is_real(value: object) -> bool:
 
 
 def _search_bpp(prepared, codec: Codec, target: float, tile_size: int) -> bytes:
-    """Binary search over levels (file size grows with the level)."""
+    """The highest quality whose file is at or under ``target`` bpp (else the lowest quality).
+
+    File size grows with the level within one model (its groups are nested), not necessarily
+    across the ladder's seams on tiny images: binary search each model's run of qualities, the
+    highest run first.
+    """
     pixels = prepared.width * prepared.height
-    levels = codec.qualities
-    lo, hi = 0, len(levels) - 1
-    best: bytes | None = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        data = _encode_at(prepared, codec, levels[mid], tile_size)
-        if 8 * len(data) / pixels <= target:
-            best, lo = data, mid + 1
-        else:
-            hi = mid - 1
-    return best if best is not None else _encode_at(prepared, codec, levels[0], tile_size)
+    for run in reversed(codec.runs()):
+        lo, hi = 0, len(run) - 1
+        best: bytes | None = None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            data = _encode_at(prepared, codec, run[mid], tile_size)
+            if 8 * len(data) / pixels <= target:
+                best, lo = data, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            return best
+    return _encode_at(prepared, codec, codec.qualities[0], tile_size)
 
 
 def check_size(header: fmt.Header, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
