@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -28,9 +30,64 @@ def _deterministic_threads() -> Iterator[None]:
 
 
 def _prior(model: LqzModel, latent: torch.Tensor, group: int, pass_: int):
+    """Full-grid parameters through ``model.prior`` (the training path; used by benchmarks)."""
     with _deterministic_threads():
         tables, logits = model.prior(latent, group, pass_)
     return tables[0], logits[0]
+
+
+#: the prior splits the grid into two row bands (the second on a worker thread) from
+#: 2 * BAND_MIN_ROWS rows up; smaller grids are one band (the halo would cost more than it saves)
+BAND_MIN_ROWS = 8
+_band_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """The thread that runs the second band (a new one in a forked child: the parent's is not
+    there)."""
+    global _band_pool
+    if _band_pool is None or _band_pool[0] != os.getpid():
+        _band_pool = os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="lqz-prior")
+    return _band_pool[1]
+
+
+def _bands(height: int) -> list[tuple[int, int]]:
+    """Row bands of the prior evaluation: a function of the grid alone, so the encoder and the
+    decoder compute the same floats whatever threads either has."""
+    if height < 2 * BAND_MIN_ROWS:
+        return [(0, height)]
+    return [(0, height // 2), (height // 2, height)]
+
+
+def _band_params(
+    model: LqzModel, latent: torch.Tensor, group: int, pass_: int, rows: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if torch.get_num_threads() != 1:  # a worker thread keeps its own OpenMP setting
+        torch.set_num_threads(1)
+    with torch.no_grad():  # grad mode is per thread: the worker's is on
+        return model.prior.pass_params(latent, group, pass_, rows)
+
+
+def _pass_prior(
+    model: LqzModel, latent: torch.Tensor, group: int, pass_: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables (T, M, 24, 9) and logits (T, M) of the step's positions, in row-major order.
+
+    Each band runs single-threaded (oneDNN's results change with the thread count); when the
+    caller allows torch more than one thread, the second band runs concurrently on a worker
+    thread (torch releases the GIL). Either way the floats are the same."""
+    first, *rest = _bands(latent.shape[2])
+    parallel = bool(rest) and torch.get_num_threads() > 1
+    with _deterministic_threads():
+        if parallel:
+            pending = [_worker().submit(_band_params, model, latent, group, pass_, r) for r in rest]
+            results = [_band_params(model, latent, group, pass_, first)]
+            results += [f.result() for f in pending]
+        else:
+            results = [_band_params(model, latent, group, pass_, r) for r in (first, *rest)]
+    if not rest:
+        return results[0]
+    return torch.cat([t for t, _ in results]), torch.cat([g for _, g in results])
 
 
 def _steps(groups: int) -> Iterator[tuple[int, int]]:
@@ -75,8 +132,8 @@ def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
     encoder = TokenEncoder()
     for group, pass_ in _steps(k):
         where = _pass_positions(h, w, pass_)
-        tables, logits = _prior(model, latent, group, pass_)
-        encoder.encode(tables[where], logits[where], indices[group][where])
+        tables, logits = _pass_prior(model, latent, group, pass_)
+        encoder.encode(tables, logits, indices[group][where])
     return encoder.finish()
 
 
@@ -90,8 +147,8 @@ def decode_indices(
     decoder = TokenDecoder(data)
     for group, pass_ in _steps(groups):
         where = _pass_positions(height, width, pass_)
-        tables, logits = _prior(model, latent, group, pass_)
-        found = torch.from_numpy(np.asarray(decoder.decode(tables[where], logits[where])))
+        tables, logits = _pass_prior(model, latent, group, pass_)
+        found = torch.from_numpy(np.asarray(decoder.decode(tables, logits)))
         indices[group][where] = found
         latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
     decoder.finish()
