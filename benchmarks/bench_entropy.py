@@ -68,9 +68,9 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
         latent[0, : k * DIM] = leech_decode(tokens).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
         for group, pass_ in coding._steps(k):
             where = coding._pass_positions(h, w, pass_)
-            t, g = coding._prior(model, latent, group, pass_)
-            tables.append(t[where].numpy())
-            logits.append(g[where].numpy())
+            t, g = coding._pass_prior(model, latent, group, pass_)  # the coding path
+            tables.append(t.numpy())
+            logits.append(g.numpy())
             indices.append(tokens[group][where].numpy())
     return np.concatenate(tables), np.concatenate(logits), np.concatenate(indices)
 

@@ -29,13 +29,6 @@ def _deterministic_threads() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _prior(model: LqzModel, latent: torch.Tensor, group: int, pass_: int):
-    """Full-grid parameters through ``model.prior`` (the training path; used by benchmarks)."""
-    with _deterministic_threads():
-        tables, logits = model.prior(latent, group, pass_)
-    return tables[0], logits[0]
-
-
 #: the prior splits the grid into two row bands (the second on a worker thread) from
 #: 2 * BAND_MIN_ROWS rows up; smaller grids are one band (the halo would cost more than it saves)
 BAND_MIN_ROWS = 8
