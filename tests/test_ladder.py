@@ -148,3 +148,54 @@ def test_shipped_ladder_is_valid() -> None:
     ladder = Ladder.load(DEFAULT_LADDER)
     assert len(ladder.qualities) >= 6
     assert len(set(ladder.rungs)) == len(ladder.rungs)
+
+
+def test_upper_hull_keeps_the_efficient_points() -> None:
+    from lqz.train.ladder import Point, upper_hull
+
+    def pt(name: str, bpp: float, psnr: float) -> Point:
+        return Point(Path(name), 1, bpp, psnr)
+
+    a, b, c = pt("a", 0.1, 20.0), pt("b", 0.2, 22.0), pt("c", 0.4, 23.0)
+    under = pt("under", 0.3, 22.4)  # below the chord b-c (22.5 there)
+    dominated = pt("dominated", 0.25, 21.0)
+    same_rate = pt("same", 0.2, 21.5)
+    past_peak = pt("past", 0.8, 22.9)
+    points = [c, under, a, dominated, b, same_rate, past_peak]
+    assert upper_hull(points) == [a, b, c]
+    # brute-force check of the defining property on random points
+    rng = np.random.default_rng(0)
+    cloud = [pt(str(i), float(x), float(y)) for i, (x, y) in enumerate(rng.random((40, 2)))]
+    hull = upper_hull(cloud)
+    assert [p.bpp for p in hull] == sorted(p.bpp for p in hull)
+    assert [p.psnr for p in hull] == sorted(p.psnr for p in hull)
+    for p in cloud:  # nothing lies above the hull's piecewise-linear curve
+        for a, b in zip(hull, hull[1:], strict=False):
+            if a.bpp <= p.bpp <= b.bpp:
+                chord = a.psnr + (b.psnr - a.psnr) * (p.bpp - a.bpp) / (b.bpp - a.bpp)
+                assert p.psnr <= chord + 1e-12
+    assert max(p.psnr for p in cloud) == hull[-1].psnr
+
+
+def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from lqz.train.ladder import main
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    models = tmp_path / "models"
+    models.mkdir()
+    low = tiny(models / "low.safetensors", 1, (1, 2, 3), stride_log2=3)
+    high = tiny(models / "high.safetensors", 2, (1, 2, 3))
+    out = models / "l.json"
+    main([str(low), str(high), "--data", str(data), "--holdout", "2", "--out", str(out)])
+    ladder = Ladder.load(models / "l.json")
+    assert 1 <= len(ladder.qualities) <= 6
+    spec = json.loads((models / "l.json").read_text())["qualities"]
+    rates = [q["heldout_bpp"] for q in spec]
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    assert {r.weights.name for r in ladder.rungs} <= {"low.safetensors", "high.safetensors"}

@@ -62,3 +62,10 @@ def validation_crops(images: list[np.ndarray], crop: int) -> torch.Tensor:
         x = (im.shape[1] - crop) // 2
         crops.append(im[y : y + crop, x : x + crop])
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def held_out_crops(images: list[np.ndarray]) -> torch.Tensor:
+    """The validation crops of the held-out images: centred squares of the largest multiple of
+    16 up to 256 that fits every one of them."""
+    size = min(256, min(min(im.shape[:2]) for im in images)) // 16 * 16
+    return validation_crops(images, size)

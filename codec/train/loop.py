@@ -15,7 +15,7 @@ from ..leech import SIZE
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
 from ..nn.prior import PASSES, anchor_mask
-from .data import CropSampler, list_images, load_rgb, validation_crops
+from .data import CropSampler, held_out_crops, list_images, load_rgb
 from .ema import WeightAverage
 from .state import RunState
 
@@ -146,9 +146,7 @@ def train(opts: TrainOptions) -> None:
     t0 = time.perf_counter()
     images = [load_rgb(p) for p in paths]
     print(f"loaded {len(images)} images in {time.perf_counter() - t0:.0f} s", flush=True)
-    held_out = images[-opts.holdout :]
-    val_size = min(256, min(min(im.shape[:2]) for im in held_out)) // 16 * 16
-    val = validation_crops(held_out, val_size)
+    val = held_out_crops(images[-opts.holdout :])
     sampler = CropSampler(images[: -opts.holdout], opts.crop)
 
     saved = run.load()
