@@ -150,31 +150,36 @@ def test_shipped_ladder_is_valid() -> None:
     assert len(set(ladder.rungs)) == len(ladder.rungs)
 
 
-def test_upper_hull_keeps_the_efficient_points() -> None:
-    from lqz.train.ladder import Point, upper_hull
+def test_rungs_are_the_pareto_front_thinned_by_rate() -> None:
+    from lqz.train.ladder import Point, choose_rungs
 
     def pt(name: str, bpp: float, psnr: float) -> Point:
         return Point(Path(name), 1, bpp, psnr)
 
-    a, b, c = pt("a", 0.1, 20.0), pt("b", 0.2, 22.0), pt("c", 0.4, 23.0)
-    under = pt("under", 0.3, 22.4)  # below the chord b-c (22.5 there)
+    a, b, c, d = pt("a", 0.1, 20.0), pt("b", 0.2, 22.0), pt("c", 0.4, 23.0), pt("d", 0.8, 23.5)
+    close = pt("close", 0.19, 21.8)  # on the front, but within 15 % of b's rate
     dominated = pt("dominated", 0.25, 21.0)
     same_rate = pt("same", 0.2, 21.5)
-    past_peak = pt("past", 0.8, 22.9)
-    points = [c, under, a, dominated, b, same_rate, past_peak]
-    assert upper_hull(points) == [a, b, c]
-    # brute-force check of the defining property on random points
+    past_peak = pt("past", 0.9, 23.4)
+    points = [c, d, close, a, dominated, b, same_rate, past_peak]
+    assert choose_rungs(points) == [a, b, c, d]
+    assert choose_rungs(points, min_ratio=1.0) == [a, close, b, c, d]
+    # brute-force check of the defining properties on random points
     rng = np.random.default_rng(0)
-    cloud = [pt(str(i), float(x), float(y)) for i, (x, y) in enumerate(rng.random((40, 2)))]
-    hull = upper_hull(cloud)
-    assert [p.bpp for p in hull] == sorted(p.bpp for p in hull)
-    assert [p.psnr for p in hull] == sorted(p.psnr for p in hull)
-    for p in cloud:  # nothing lies above the hull's piecewise-linear curve
-        for a, b in zip(hull, hull[1:], strict=False):
-            if a.bpp <= p.bpp <= b.bpp:
-                chord = a.psnr + (b.psnr - a.psnr) * (p.bpp - a.bpp) / (b.bpp - a.bpp)
-                assert p.psnr <= chord + 1e-12
-    assert max(p.psnr for p in cloud) == hull[-1].psnr
+    cloud = [pt(str(i), float(x), float(y)) for i, (x, y) in enumerate(rng.random((60, 2)))]
+    for ratio in (1.0, 1.15, 1.5):
+        rungs = choose_rungs(cloud, ratio)
+        for r in rungs:  # nothing dominates a rung
+            assert not any(q is not r and q.bpp <= r.bpp and q.psnr >= r.psnr for q in cloud)
+        for lo, hi in zip(rungs, rungs[1:], strict=False):
+            assert hi.bpp >= lo.bpp * ratio and hi.psnr > lo.psnr
+        assert rungs[-1].psnr == max(p.psnr for p in cloud)
+        front = [
+            r
+            for r in cloud
+            if not any(q is not r and q.bpp <= r.bpp and q.psnr >= r.psnr for q in cloud)
+        ]
+        assert min(r.bpp for r in rungs) <= min(r.bpp for r in front) * ratio
 
 
 def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path) -> None:

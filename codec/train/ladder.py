@@ -1,8 +1,8 @@
 """Choose the quality ladder from held-out data: ``python -m lqz.train.ladder``.
 
 Every level of every given model is measured on the trainer's held-out crops (PSNR, and bpp as
-the ideal code length under the model's prior); the ladder keeps the points on the upper
-concave hull of PSNR over bpp (no other point, nor any mix of two, is better at that rate),
+the ideal code length under the model's prior); the ladder keeps the Pareto-optimal points (no
+other point has as few bits and a PSNR as high), at least :data:`MIN_RATE_RATIO` apart in rate,
 ascending. Kodak is never used here.
 
 ``python -m lqz.train.ladder --data ../shared/train_images --out models/ladder.json
@@ -22,6 +22,9 @@ from ..nn.weights import load_model
 from .data import held_out_crops, list_images, load_rgb
 from .loop import TrainOptions, validate
 
+#: Rungs closer in rate than this factor are one too many: the lower one goes.
+MIN_RATE_RATIO = 1.15
+
 
 @dataclass(frozen=True)
 class Point:
@@ -33,24 +36,22 @@ class Point:
     psnr: float
 
 
-def upper_hull(points: list[Point]) -> list[Point]:
-    """Points on the upper concave hull of PSNR over bpp, ascending in both (Andrew's monotone
-    chain); among points of equal bpp only the best can be on it."""
-    hull: list[Point] = []
+def choose_rungs(points: list[Point], min_ratio: float = MIN_RATE_RATIO) -> list[Point]:
+    """The ladder: the Pareto front of (bpp, PSNR) -- no other point has fewer or as many bits
+    and a higher or equal PSNR -- thinned from the top so that each rung has at least
+    ``min_ratio`` times the bits of the one below (of two close rates the higher, better one
+    stays). Ascending in both bpp and PSNR."""
+    front: list[Point] = []
     for p in sorted(points, key=lambda p: (p.bpp, -p.psnr)):
-        if hull and p.bpp == hull[-1].bpp:
-            continue
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            # b is under (or on) the chord from a to p: drop it
-            if (b.psnr - a.psnr) * (p.bpp - a.bpp) <= (p.psnr - a.psnr) * (b.bpp - a.bpp):
-                hull.pop()
-            else:
-                break
-        hull.append(p)
-    # the hull's rising part: past the best PSNR, more bits buy nothing
-    best = max(range(len(hull)), key=lambda i: hull[i].psnr)
-    return hull[: best + 1]
+        if not front or p.psnr > front[-1].psnr:
+            if front and p.bpp == front[-1].bpp:
+                continue
+            front.append(p)
+    chosen: list[Point] = []
+    for p in reversed(front):
+        if not chosen or p.bpp * min_ratio <= chosen[-1].bpp:
+            chosen.append(p)
+    return chosen[::-1]
 
 
 def measure(weights: Path, crops: torch.Tensor) -> list[Point]:
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"need more than {args.holdout} images in {args.data}")
     crops = held_out_crops([load_rgb(p) for p in paths[-args.holdout :]])
     points = [p for w in args.weights for p in measure(w, crops)]
-    chosen = upper_hull(points)
+    chosen = choose_rungs(points)
     for p in sorted(points, key=lambda p: p.bpp):
         mark = "*" if p in chosen else " "
         print(f"{mark} {p.weights.name} level {p.level}: {p.bpp:.4f} bpp {p.psnr:.3f} dB")
