@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +86,8 @@ class Codec:
 
     def runs(self) -> list[tuple[int, ...]]:
         """The qualities split into maximal runs that use one model, ascending."""
-        runs: list[list[int]] = []
-        for quality in self.qualities:
-            weights = self.ladder.rung(quality).weights
-            if runs and self.ladder.rung(runs[-1][-1]).weights == weights:
-                runs[-1].append(quality)
-            else:
-                runs.append([quality])
-        return [tuple(r) for r in runs]
+        numbered = enumerate(self.ladder.rungs, start=1)
+        return [tuple(q for q, _ in run) for _, run in groupby(numbered, lambda r: r[1].weights)]
 
     @property
     def model_ids(self) -> set[bytes]:

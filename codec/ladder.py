@@ -93,8 +93,9 @@ class Ladder:
         if not entries:
             raise WeightsError(f"quality ladder {path} is empty")
         rungs = tuple(Rung(path.parent / str(w), level) for w, level in entries)
+        counts = {w: len(model_levels(w)) for w in {r.weights for r in rungs}}  # once per file
         for rung in rungs:
-            count = len(model_levels(rung.weights))
+            count = counts[rung.weights]
             if not isinstance(rung.level, int) or not 1 <= rung.level <= count:
                 raise WeightsError(
                     f"{path}: level {rung.level!r} of {rung.weights.name}, which has 1..{count}"
