@@ -156,3 +156,14 @@ def test_single_group_single_pixel() -> None:
     assert indices.shape == (1, 1, 1, 1)
     assert indices.item() == leech.quantize(latent[0, :, 0, 0]).item()
     assert torch.equal(codewords[0, :, 0, 0], leech.codebook()[indices.item()])
+
+
+def test_needed_groups_match_the_full_search_and_zero_the_rest(latent) -> None:
+    full_codewords, full_indices = LeechQuantizer()(latent)
+    needed = torch.tensor([1, 3])
+    codewords, indices = LeechQuantizer()(latent, needed)
+    for b, n in enumerate(needed.tolist()):
+        torch.testing.assert_close(indices[b, :n], full_indices[b, :n], rtol=0, atol=0)
+        torch.testing.assert_close(codewords[b, : 24 * n], full_codewords[b, : 24 * n])
+        assert (indices[b, n:] == 0).all()
+        assert (codewords[b, 24 * n :] == 0).all()

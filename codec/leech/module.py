@@ -14,11 +14,17 @@ class LeechQuantizer(nn.Module):
     Channels ``24*g .. 24*g+23`` form group ``g``. Returns ``(codewords, indices)``:
     codewords have the latent's shape (straight-through gradient to the normalized latent),
     indices are int64 (B, G, H, W).
+
+    ``needed`` (B,) optionally limits image ``b`` to its first ``needed[b]`` groups: the
+    others are not searched (the costly part of a training step) and come back as zero
+    codewords with index 0.
     """
 
     eps: float = 1e-6
 
-    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latent: torch.Tensor, needed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         from . import decode, quantize
 
         b, c, h, w = latent.shape
@@ -26,8 +32,15 @@ class LeechQuantizer(nn.Module):
             raise ValueError(f"latent channels ({c}) must be a multiple of {DIM}")
         groups = latent.reshape(b, c // DIM, DIM, h, w).movedim(2, -1)
         unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
-        indices = quantize(unit).to(latent.device)
-        hard = decode(indices).to(device=latent.device, dtype=latent.dtype)
+        if needed is None:
+            indices = quantize(unit).to(latent.device)
+            hard = decode(indices).to(device=latent.device, dtype=latent.dtype)
+        else:
+            keep = torch.arange(c // DIM, device=latent.device)[None] < needed[:, None]
+            indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=latent.device)
+            indices[keep] = quantize(unit[keep]).to(latent.device)
+            hard = torch.zeros_like(unit)
+            hard[keep] = decode(indices[keep]).to(device=latent.device, dtype=latent.dtype)
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
 

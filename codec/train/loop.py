@@ -107,7 +107,7 @@ def validate(
         for start in range(0, len(crops), 4):
             x = crops[start : start + 4].to(device)
             used = torch.full((len(x),), groups, device=device)
-            x_hat, _, _ = model.tokenizer(x, used)
+            x_hat, _, _ = model.tokenizer(x, used, used)
             scores.append(psnr(x_hat, x))
         out[f"psnr_q{level}"] = torch.cat(scores).mean().item()
         out[f"raw_bpp_q{level}"] = groups * BITS_PER_TOKEN / stride2
@@ -216,14 +216,16 @@ def train(opts: TrainOptions) -> None:
         tick = time.perf_counter()
         x = sampler.batch(opts.batch).to(device)
         used = levels[torch.randint(len(levels), (len(x),))].to(device)
-        x_hat, codewords, indices = model.tokenizer(x, used)
+        groups = torch.randint(config.groups, (len(x),), device=device)  # the prior's groups
+        # the prior reads groups <= its group: only those and the used ones are searched
+        needed = torch.maximum(used, groups + 1) if opts.prior else used
+        x_hat, codewords, indices = model.tokenizer(x, used, needed)
         loss = torch.mean((x_hat - x) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.tokenizer.parameters(), 1.0)
         optimizer.step()
         if opts.prior:
-            groups = torch.randint(config.groups, (len(x),), device=device)
             bits = prior_bits(
                 model, codewords.detach(), indices, groups, step % PASSES, opts.prior_tokens
             ).mean()
