@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from lqz.effort import DEFAULT_EFFORT, MAX_EFFORT
+
 from .common import (
     Batch,
     CliError,
@@ -78,7 +80,7 @@ def open_image(data: bytes, label: str) -> Any:
 
 
 def _encode_one(
-    job: Job, batch: Batch, quality: int | None, bpp: float | None, force: bool
+    job: Job, batch: Batch, quality: int | None, bpp: float | None, effort: int, force: bool
 ) -> Result:
     from lqz import api
     from lqz import format as fmt
@@ -86,7 +88,7 @@ def _encode_one(
     start = time.perf_counter()
     data = read_input(job)
     image = open_image(data, job.label)
-    encoded = api.encode(image, quality=quality, bpp=bpp)
+    encoded = api.encode(image, quality=quality, bpp=bpp, effort=effort)
     header = fmt.read_header(encoded)
     write_output(job.dest, lambda f: f.write(encoded), force)
     pixels = header.width * header.height
@@ -113,6 +115,7 @@ Examples:
   lqz encode photo.png                  writes photo.lqz next to photo.png
   lqz encode photo.jpg -o out.lqz -q 2  level 2 (smaller file, lower quality)
   lqz encode photo.png --bpp 0.5        best level whose file is at most 0.5 bpp
+  lqz encode photo.png -e 0             fastest encode (no refinement steps)
   lqz encode photos/ -o coded/          every image in photos/ into coded/
   lqz encode 'shots/**/*.png' -o coded/ a glob (quoted: lqz expands it, ** recurses)
   cat photo.png | lqz encode - > photo.lqz
@@ -141,6 +144,16 @@ Examples:
     help="Rate target in bits per pixel: the highest level whose whole file is at or under "
     "TARGET (the lowest level, with a warning, if none is).",
 )
+@click.option(
+    "-e",
+    "--effort",
+    type=click.IntRange(0, MAX_EFFORT),
+    default=DEFAULT_EFFORT,
+    show_default=True,
+    metavar="STEPS",
+    help="Encoder refinement steps: each makes encoding slower and the file usually a little "
+    "better for its size; 0 is the fastest. Decoding speed does not depend on it.",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Torch CPU threads.")
 @common_options
@@ -149,6 +162,7 @@ def encode(
     output: str | None,
     quality: int | None,
     bpp: float | None,
+    effort: int,
     force: bool,
     threads: int | None,
     quiet: bool,
@@ -172,4 +186,4 @@ def encode(
     if quality is not None and quality not in loaded.qualities:
         levels = loaded.qualities
         raise CliError(f"quality must be one of {levels[0]}..{levels[-1]}, got {quality}")
-    return batch.run(jobs, lambda job: _encode_one(job, batch, quality, bpp, force))
+    return batch.run(jobs, lambda job: _encode_one(job, batch, quality, bpp, effort, force))

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from . import format as fmt
+from .effort import DEFAULT_EFFORT, MAX_EFFORT
 from .errors import ImageTooLarge, ImplausibleHeader, LqzError
 from .images import prepare, restore
 from .ladder import Ladder, ladder_path
@@ -48,7 +49,11 @@ class LoadedModel:
 def _load(path: Path, expected_id: bytes) -> LoadedModel:
     from .nn.weights import load_model
 
-    return LoadedModel(model=load_model(path), model_id=expected_id)
+    # models may load lazily inside encode's inference mode; their parameters must be ordinary
+    # tensors all the same, for the encoder's refinement steps (autograd) to use them
+    with torch.inference_mode(False):
+        model = load_model(path)
+    return LoadedModel(model=model, model_id=expected_id)
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ def kernels_cold(operation: str) -> bool | None:
     return False if found else None
 
 
-def _encode_at(prepared, codec: Codec, quality: int, tile_size: int) -> bytes:
+def _encode_at(prepared, codec: Codec, quality: int, tile_size: int, effort: int) -> bytes:
     from .nn.coding import encode_tile
 
     loaded, level = codec.at(quality)
@@ -173,7 +178,7 @@ def _encode_at(prepared, codec: Codec, quality: int, tile_size: int) -> bytes:
         tile_size=tile_size,
     )
     tiles = [
-        encode_tile(loaded.model, prepared.rgb[y0:y1, x0:x1], groups)
+        encode_tile(loaded.model, prepared.rgb[y0:y1, x0:x1], groups, effort)
         for x0, y0, x1, y1 in header.tile_boxes()
     ]
     alpha = fmt.compress_alpha(prepared.alpha) if prepared.alpha is not None else None
@@ -185,15 +190,20 @@ def encode(
     quality: int | None = None,
     bpp: float | None = None,
     tile_size: int = DEFAULT_TILE_SIZE,
+    effort: int = DEFAULT_EFFORT,
 ) -> bytes:
     """Compress an image to a complete ``.lqz`` file.
 
     ``quality`` is one of :data:`lqz.QUALITIES` (default: the middle one). ``bpp`` instead picks
     the highest level whose file is at or under the target (the lowest level if none is);
-    bpp counts the whole file, header included, over width x height.
+    bpp counts the whole file, header included, over width x height. ``effort``: encoder-side
+    refinement steps (0..:data:`MAX_EFFORT`; more is slower and usually a little better).
     """
     if quality is not None and bpp is not None:
         raise InvalidSetting("give either a quality level or a bpp target, not both")
+    if not _is_int(effort) or not 0 <= effort <= MAX_EFFORT:
+        raise InvalidSetting(f"effort must be a whole number in 0..{MAX_EFFORT}, got {effort!r}")
+    effort = int(effort)
     codec = loaded_codec()
     prepared = prepare(image)
     with torch.inference_mode():
@@ -203,10 +213,10 @@ def encode(
                 raise InvalidSetting(
                     f"quality must be one of {list(codec.qualities)}, got {quality!r}"
                 )
-            return _encode_at(prepared, codec, int(quality), tile_size)
+            return _encode_at(prepared, codec, int(quality), tile_size, effort)
         if not _is_real(bpp) or not bpp > 0:
             raise InvalidSetting(f"bpp target must be a positive number, got {bpp!r}")
-        return _search_bpp(prepared, codec, bpp, tile_size)
+        return _search_bpp(prepared, codec, bpp, tile_size, effort)
 
 
 def _is_int(value: object) -> bool:
@@ -217,7 +227,7 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _search_bpp(prepared, codec: Codec, target: float, tile_size: int) -> bytes:
+def _search_bpp(prepared, codec: Codec, target: float, tile_size: int, effort: int) -> bytes:
     """The highest quality whose file is at or under ``target`` bpp (else the lowest quality).
 
     File size grows with the level within one model (its groups are nested), not necessarily
@@ -230,14 +240,14 @@ def _search_bpp(prepared, codec: Codec, target: float, tile_size: int) -> bytes:
         best: bytes | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            data = _encode_at(prepared, codec, run[mid], tile_size)
+            data = _encode_at(prepared, codec, run[mid], tile_size, effort)
             if 8 * len(data) / pixels <= target:
                 best, lo = data, mid + 1
             else:
                 hi = mid - 1
         if best is not None:
             return best
-    return _encode_at(prepared, codec, codec.qualities[0], tile_size)
+    return _encode_at(prepared, codec, codec.qualities[0], tile_size, effort)
 
 
 def check_size(header: fmt.Header, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:

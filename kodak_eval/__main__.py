@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import EvalError
-from .codecs import DEFAULT_CODECS, Codec, all_codecs
+from .codecs import DEFAULT_CODECS, Codec, LqzCodec, all_codecs
 from .data import default_cache_dir, download_kodak, load_images
 from .env import environment
 from .evaluate import drop_stale, plan, run
@@ -117,6 +117,14 @@ def command_line(argv: list[str]) -> str:
     show_default=True,
     help="Threads per codec and for torch (timings depend on it).",
 )
+@click.option(
+    "--lqz-effort",
+    type=click.IntRange(0, 100),
+    default=None,
+    metavar="STEPS",
+    help="lqz encoder refinement steps (lqz encode -e). Default: lqz's default. Results are "
+    "kept per effort: changing it measures lqz again.",
+)
 @click.option("--force", is_flag=True, help="Re-measure what results.json already holds.")
 @click.option("--speed", is_flag=True, help="Print the per-codec encode/decode timing summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -127,6 +135,7 @@ def cli(
     out: Path,
     limit: int | None,
     threads: int,
+    lqz_effort: int | None,
     force: bool,
     speed: bool,
     no_progress: bool,
@@ -141,6 +150,9 @@ def cli(
         raise EvalError(f"two images in {folder} share a name (stem); keep one of each")
 
     codecs = available_codecs(names)
+    for codec in codecs:
+        if isinstance(codec, LqzCodec):
+            codec.effort = lqz_effort
     settings: dict[str, list[int]] = {}
     for codec in codecs:
         settings[codec.name] = chosen.get(codec.name) or list(codec.default_settings())

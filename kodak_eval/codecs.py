@@ -6,6 +6,7 @@ encoder options are fixed here and listed in ``kodak_eval/README.md``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 from collections.abc import Callable
@@ -161,7 +162,28 @@ class LqzCodec(Codec):
 
     name = "lqz"
     label = "lqz"
-    options = "lqz.encode(image, quality), whole .lqz file; settings are lqz.QUALITIES levels"
+
+    def __init__(self, effort: int | None = None) -> None:
+        self.effort = effort  # encoder refinement steps; None: lqz's default
+
+    def resolved_effort(self) -> int | None:
+        """The effort the files are made with (None: an lqz without the setting)."""
+        if self.effort is not None:
+            return self.effort
+        try:
+            return int(importlib.import_module("lqz.effort").DEFAULT_EFFORT)
+        except ImportError:
+            return None
+
+    @property
+    def options(self) -> str:  # type: ignore[override]
+        effort = self.resolved_effort()
+        call = (
+            "lqz.encode(image, quality)"
+            if effort is None
+            else (f"lqz.encode(image, quality, effort={effort})")
+        )
+        return f"{call}, whole .lqz file; settings are lqz.QUALITIES levels"
 
     def _module(self) -> Any:
         return importlib.import_module("lqz")
@@ -185,12 +207,11 @@ class LqzCodec(Codec):
 
     def identity(self) -> str:
         module = self._module()
-        version = getattr(module, "__version__", "?")
-        try:
-            model = importlib.import_module("lqz.api").loaded_codec().identity
-        except Exception:  # noqa: BLE001 - a stand-in lqz without a model: the version alone
-            return f"lqz {version}"
-        return f"lqz {version}, model {model}"
+        text = f"lqz {getattr(module, '__version__', '?')}"
+        with contextlib.suppress(Exception):  # a stand-in lqz without a model: no model id
+            text += f", model {importlib.import_module('lqz.api').loaded_codec().identity}"
+        effort = self.resolved_effort()
+        return text if effort is None else f"{text}, effort {effort}"
 
     def set_threads(self, threads: int) -> None:
         import torch
@@ -198,7 +219,9 @@ class LqzCodec(Codec):
         torch.set_num_threads(threads)
 
     def encode(self, image: Image.Image, setting: int) -> bytes:
-        return bytes(self._module().encode(image, setting))
+        if self.effort is None:  # lqz's own default
+            return bytes(self._module().encode(image, setting))
+        return bytes(self._module().encode(image, setting, effort=self.effort))
 
     def decode(self, data: bytes) -> Image.Image:
         return self._module().decode(data).convert("RGB")

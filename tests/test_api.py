@@ -129,6 +129,11 @@ def test_bpp_target() -> None:
         {"bpp": float("nan")},
         {"bpp": "0.5"},
         {"quality": 1, "bpp": 1.0},
+        {"effort": -1},
+        {"effort": 101},
+        {"effort": 1.5},
+        {"effort": True},
+        {"effort": "2"},
     ],
 )
 def test_invalid_settings(settings: dict) -> None:
@@ -246,3 +251,15 @@ def test_kernels_cold_tells_an_empty_cache(tmp_path: Path) -> None:
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         )
         assert done.stdout.strip() == expected, done.stderr
+
+
+def test_refinement_never_decodes_worse_and_keeps_the_format() -> None:
+    rgb = picture(40, 24, seed=5)
+    for quality in (lqz.QUALITIES[0], lqz.QUALITIES[-1]):
+        plain = np.asarray(lqz.decode(lqz.encode(rgb, quality=quality, effort=0)), np.float64)
+        refined_data = lqz.encode(rgb, quality=quality, effort=4)
+        refined = np.asarray(lqz.decode(refined_data), np.float64)
+        assert refined.shape == plain.shape
+        # the best-MSE iterate is kept; 8-bit rounding of the output may cost a hair
+        assert np.mean((refined - rgb) ** 2) <= np.mean((plain - rgb) ** 2) * 1.001 + 1e-9
+        assert lqz.encode(rgb, quality=quality, effort=4) == refined_data  # deterministic

@@ -205,6 +205,16 @@ def test_encode_decode_default_names(photo: Path) -> None:
     no_leftovers(photo.parent)
 
 
+def test_effort_reaches_the_encoder(photo: Path, tmp_path: Path) -> None:
+    import lqz
+
+    with Image.open(photo) as image:
+        for effort in (0, 2):
+            out = tmp_path / f"e{effort}.lqz"
+            ok(run("encode", photo, "-e", str(effort), "-o", out))
+            assert out.read_bytes() == lqz.encode(image, effort=effort)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (13, 17), (17, 13), (1, 40), (1030, 3)])
 def test_odd_sizes(tmp_path: Path, size: tuple[int, int]) -> None:
     width, height = size
@@ -602,6 +612,9 @@ def test_outputs_that_would_lose_data_refused(tmp_path: Path) -> None:
         ["--bpp", "-1"],
         ["--bpp", "abc"],
         ["-q", "1", "--bpp", "1"],
+        ["--effort", "-1"],
+        ["-e", "101"],
+        ["--effort", "fast"],
         ["--threads", "0"],
         ["--bogus"],
     ],

@@ -423,3 +423,27 @@ def test_results_of_another_codec_version_are_measured_again(
     assert _run(argv, capsys)[0] == 0
     assert [e["setting"] for e in json.loads(path.read_text())["codecs"]["jpeg"]] == [30]
     assert "-2.0" not in (out / "results.csv").read_text()
+
+
+def test_lqz_effort_reaches_the_encoder_and_the_identity(
+    images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    fake = _fake_lqz()
+    plain_encode = fake.encode
+    efforts: list[object] = []
+
+    def encode(image: Image.Image, quality: int, effort: object = "unset") -> bytes:
+        efforts.append(effort)
+        return plain_encode(image, quality)
+
+    fake.encode = encode
+    monkeypatch.setitem(sys.modules, "lqz", fake)
+    argv = ["--images", str(images), "--codecs", "lqz", "--settings", "lqz=1"]
+    argv += ["--out", str(tmp_path / "o"), "--no-progress"]
+    assert _run([*argv, "--lqz-effort", "2"], capsys)[0] == 0
+    assert efforts and set(efforts) == {2}
+    efforts.clear()
+    assert _run(argv, capsys)[0] == 0  # lqz's own default: no effort passed
+    assert efforts and set(efforts) == {"unset"}
+    code, _, stderr = _run([*argv, "--lqz-effort", "-1"], capsys)
+    assert code == 2 and "Traceback" not in stderr

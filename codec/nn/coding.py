@@ -15,6 +15,7 @@ from ..leech import DIM
 from ..leech import decode as leech_decode
 from .model import LqzModel
 from .prior import PASSES, anchor_mask
+from .refine import refine_indices
 
 
 @contextmanager
@@ -109,10 +110,15 @@ def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int) -> bytes:
-    """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups."""
+def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> bytes:
+    """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
+    steps of latent refinement (:mod:`.refine`; 0: the analysis transform's tokens)."""
     x = pad_to_stride(_to_tensor(pixels), model.config.stride)
-    indices = model.tokenizer.encode(x, groups)[0]  # (k, h, w)
+    if effort:
+        valid = pixels.shape[:2]
+        indices = refine_indices(model.tokenizer, x, groups, effort, valid)[0]
+    else:
+        indices = model.tokenizer.encode(x, groups)[0]  # (k, h, w)
     return encode_indices(model, indices)
 
 

@@ -10,7 +10,7 @@ from .config import ModelConfig
 from .transforms import AnalysisTransform, SynthesisTransform
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
+def channels_last(x: torch.Tensor) -> torch.Tensor:
     # oneDNN's convolutions run faster on channels-last inputs on CPU (measured on 2 cores:
     # synthesis of a Kodak-size latent 0.30 -> 0.19 s, training step 1.19 -> 0.98 s)
     return x.contiguous(memory_format=torch.channels_last)
@@ -43,14 +43,14 @@ class Tokenizer(nn.Module):
         ``groups_needed`` (B,), at least ``groups_used``: quantize only that many groups of
         each image (the rest come back zero); default all.
         """
-        codewords, indices = self.quantizer(self.analysis(_channels_last(image)), groups_needed)
+        codewords, indices = self.quantizer(self.analysis(channels_last(image)), groups_needed)
         mask = group_mask(groups_used, self.config.groups)
-        return self.synthesis(_channels_last(codewords * mask)), codewords, indices
+        return self.synthesis(channels_last(codewords * mask)), codewords, indices
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor, groups_used: int) -> torch.Tensor:
         """Image (B,3,H,W) in [0,1], H and W multiples of the stride -> indices (B, k, h, w)."""
-        latent = self.analysis(_channels_last(image))[:, : DIM * groups_used]
+        latent = self.analysis(channels_last(image))[:, : DIM * groups_used]
         _, indices = self.quantizer(latent)
         return indices
 
@@ -61,4 +61,4 @@ class Tokenizer(nn.Module):
         codewords = decode(indices).movedim(-1, 2).reshape(b, k * DIM, h, w)
         full = codewords.new_zeros(b, self.config.latent_channels, h, w)
         full[:, : k * DIM] = codewords
-        return self.synthesis(_channels_last(full)).clamp(0, 1)
+        return self.synthesis(channels_last(full)).clamp(0, 1)
