@@ -1,6 +1,6 @@
 """Library encode/decode time, rate and PSNR of one image at every quality level.
 
-    python benchmarks/bench_levels.py [--image PATH] [--threads N] [--repeat N]
+    python benchmarks/bench_levels.py [--image PATH] [--threads N] [--repeat N] [--effort STEPS]
 
 Uses ``$LQZ_WEIGHTS`` or the shipped model. Times are ``lqz.encode`` / ``lqz.decode`` calls with
 the model already loaded and the compiled kernels warm (best of ``--repeat``). Prints a table;
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--effort", type=int, default=None, help="encoder refinement steps")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -43,10 +44,16 @@ def main() -> None:
     pixels = np.asarray(image).astype(np.float64)
     lqz.decode(lqz.encode(image, lqz.QUALITIES[0]))  # load the model, compile the kernels
 
-    print(f"{args.image.name} {image.width}x{image.height}, torch threads {args.threads}")
+    from lqz.effort import DEFAULT_EFFORT
+
+    effort = DEFAULT_EFFORT if args.effort is None else args.effort
+    print(
+        f"{args.image.name} {image.width}x{image.height}, torch threads {args.threads}, "
+        f"effort {effort}"
+    )
     print(f"{'level':>5} {'bytes':>8} {'bpp':>7} {'PSNR dB':>8} {'encode s':>9} {'decode s':>9}")
     for level in lqz.QUALITIES:
-        enc_s, data = best_time(lambda q=level: lqz.encode(image, q), args.repeat)
+        enc_s, data = best_time(lambda q=level: lqz.encode(image, q, effort=effort), args.repeat)
         dec_s, decoded = best_time(lambda d=data: lqz.decode(d), args.repeat)
         mse = np.mean((np.asarray(decoded.convert("RGB")).astype(np.float64) - pixels) ** 2)
         bpp = 8 * len(data) / (image.width * image.height)

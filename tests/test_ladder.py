@@ -204,3 +204,23 @@ def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path) -> None:
     rates = [q["heldout_bpp"] for q in spec]
     assert rates == sorted(rates) and len(set(rates)) == len(rates)
     assert {r.weights.name for r in ladder.rungs} <= {"low.safetensors", "high.safetensors"}
+    assert json.loads((models / "l.json").read_text())["effort"] == 3  # the default
+
+
+def test_measuring_without_effort_agrees_with_the_trainers_validation(tmp_path: Path) -> None:
+    import torch
+
+    from lqz.nn.weights import load_model
+    from lqz.train.ladder import measure_level
+    from lqz.train.loop import validate
+
+    model = load_model(tiny(tmp_path / "m.safetensors", 4, (1, 2, 3)))
+    crops = torch.rand(5, 3, 32, 24, generator=torch.Generator().manual_seed(1))
+    metrics = validate(model, crops, torch.device("cpu"), with_prior=True)
+    model.eval()
+    for level, groups in enumerate(model.config.levels, start=1):
+        bpp, psnr = measure_level(model, crops, groups, effort=0, batch=2)
+        assert bpp == pytest.approx(metrics[f"bpp_q{level}"], rel=1e-4)
+        assert psnr == pytest.approx(metrics[f"psnr_q{level}"], abs=1e-4)
+        refined_bpp, refined_psnr = measure_level(model, crops, groups, effort=2, batch=2)
+        assert refined_psnr >= psnr - 1e-9  # per image, the best iterate is kept

@@ -1,9 +1,10 @@
 """Choose the quality ladder from held-out data: ``python -m lqz.train.ladder``.
 
 Every level of every given model is measured on the trainer's held-out crops (PSNR, and bpp as
-the ideal code length under the model's prior); the ladder keeps the Pareto-optimal points (no
-other point has as few bits and a PSNR as high), at least :data:`MIN_RATE_RATIO` apart in rate,
-ascending. Kodak is never used here.
+the ideal code length under the model's prior), encoded as ``lqz.encode`` does (the default
+encoder effort unless ``--effort`` says otherwise); the ladder keeps the Pareto-optimal points
+(no other point has as few bits and a PSNR as high), at least :data:`MIN_RATE_RATIO` apart in
+rate, ascending. Kodak is never used here.
 
 ``python -m lqz.train.ladder --data ../shared/train_images --out models/ladder.json
 models/lqz-mse-s16.safetensors models/lqz-mse.safetensors``
@@ -18,9 +19,14 @@ from pathlib import Path
 
 import torch
 
+from ..effort import DEFAULT_EFFORT
+from ..leech import decode
+from ..nn.model import LqzModel
+from ..nn.prior import PASSES
+from ..nn.refine import refine_indices
 from ..nn.weights import load_model
 from .data import held_out_crops, list_images, load_rgb
-from .loop import TrainOptions, validate
+from .loop import TrainOptions, prior_bits, psnr
 
 #: Rungs closer in rate than this factor are one too many: the lower one goes.
 MIN_RATE_RATIO = 1.15
@@ -54,21 +60,44 @@ def choose_rungs(points: list[Point], min_ratio: float = MIN_RATE_RATIO) -> list
     return chosen[::-1]
 
 
-def measure(weights: Path, crops: torch.Tensor) -> list[Point]:
+def measure_level(
+    model: LqzModel, crops: torch.Tensor, groups: int, effort: int, batch: int = 4
+) -> tuple[float, float]:
+    """(bpp under the prior, mean PSNR) of ``crops`` coded with ``groups`` groups after
+    ``effort`` refinement steps."""
+    bits, scores = 0.0, []
+    for start in range(0, len(crops), batch):
+        x = crops[start : start + batch]
+        indices = refine_indices(model.tokenizer, x, groups, effort)
+        b, _, h, w = indices.shape
+        with torch.no_grad():
+            scores.append(psnr(model.tokenizer.decode(indices), x))
+            full = indices.new_zeros(b, model.config.groups, h, w)
+            full[:, :groups] = indices
+            codewords = decode(full).movedim(-1, 2).reshape(b, -1, h, w)
+            for g in range(groups):
+                for pass_ in range(PASSES):
+                    chosen = torch.full((b,), g)
+                    bits += prior_bits(model, codewords, full, chosen, pass_).sum().item()
+    return bits / (len(crops) * crops.shape[-2] * crops.shape[-1]), torch.cat(scores).mean().item()
+
+
+def measure(weights: Path, crops: torch.Tensor, effort: int = DEFAULT_EFFORT) -> list[Point]:
     """Every level of the model in ``weights`` on ``crops``."""
     model = load_model(weights)
-    metrics = validate(model, crops, torch.device("cpu"), with_prior=True)
-    return [
-        Point(weights, level, metrics[f"bpp_q{level}"], metrics[f"psnr_q{level}"])
-        for level in range(1, len(model.config.levels) + 1)
-    ]
+    points = []
+    for level in range(1, len(model.config.levels) + 1):
+        bpp, quality = measure_level(model, crops, model.config.groups_at(level), effort)
+        points.append(Point(weights, level, bpp, quality))
+    return points
 
 
-def write_ladder(points: list[Point], out: Path) -> None:
+def write_ladder(points: list[Point], out: Path, effort: int = DEFAULT_EFFORT) -> None:
     """``points`` (ascending) as a ladder file next to the weights it names."""
     spec = {
         "about": "lqz qualities 1..n, ascending: each is one level of one shipped model, chosen "
         "by python -m lqz.train.ladder on held-out crops (see MODEL_CARD.md)",
+        "effort": effort,
         "qualities": [
             {
                 "weights": str(p.weights.resolve().relative_to(out.parent.resolve())),
@@ -90,17 +119,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the training images folder")
     parser.add_argument("--holdout", type=int, default=TrainOptions.holdout)
     parser.add_argument("--out", type=Path, required=True, help="ladder file to write")
+    parser.add_argument(
+        "--effort", type=int, default=DEFAULT_EFFORT, help="encoder refinement steps"
+    )
     args = parser.parse_args(argv)
     paths = list_images(args.data)
     if len(paths) <= args.holdout:
         parser.error(f"need more than {args.holdout} images in {args.data}")
     crops = held_out_crops([load_rgb(p) for p in paths[-args.holdout :]])
-    points = [p for w in args.weights for p in measure(w, crops)]
+    points = [p for w in args.weights for p in measure(w, crops, args.effort)]
     chosen = choose_rungs(points)
     for p in sorted(points, key=lambda p: p.bpp):
         mark = "*" if p in chosen else " "
         print(f"{mark} {p.weights.name} level {p.level}: {p.bpp:.4f} bpp {p.psnr:.3f} dB")
-    write_ladder(chosen, args.out)
+    write_ladder(chosen, args.out, args.effort)
     print(f"{len(chosen)} qualities -> {args.out}")
 
 
