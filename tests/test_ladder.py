@@ -150,7 +150,7 @@ def test_shipped_ladder_is_valid() -> None:
     assert len(set(ladder.rungs)) == len(ladder.rungs)
 
 
-def test_rungs_are_the_pareto_front_thinned_by_rate() -> None:
+def test_rungs_are_the_pareto_front_thinned_by_rate_and_psnr() -> None:
     from lqz.train.ladder import Point, choose_rungs
 
     def pt(name: str, bpp: float, psnr: float) -> Point:
@@ -163,17 +163,21 @@ def test_rungs_are_the_pareto_front_thinned_by_rate() -> None:
     past_peak = pt("past", 0.9, 23.4)
     points = [c, d, close, a, dominated, b, same_rate, past_peak]
     assert choose_rungs(points) == [a, b, c, d]
-    assert choose_rungs(points, min_ratio=1.0) == [a, close, b, c, d]
+    assert choose_rungs(points, min_ratio=1.0, min_step=0.0) == [a, close, b, c, d]
+    assert choose_rungs(points, min_ratio=1.0, min_step=0.25) == [a, b, c, d]  # close: 0.2 dB
+    assert choose_rungs(points, min_ratio=1.0, min_step=0.6) == [a, b, d]  # c: 0.5 dB below d
     # brute-force check of the defining properties on random points
     rng = np.random.default_rng(0)
     cloud = [pt(str(i), float(x), float(y)) for i, (x, y) in enumerate(rng.random((60, 2)))]
-    for ratio in (1.0, 1.15, 1.5):
-        rungs = choose_rungs(cloud, ratio)
+    for ratio, step in ((1.0, 0.0), (1.15, 0.0), (1.5, 0.0), (1.15, 0.05), (1.0, 0.1)):
+        rungs = choose_rungs(cloud, ratio, step)
         for r in rungs:  # nothing dominates a rung
             assert not any(q is not r and q.bpp <= r.bpp and q.psnr >= r.psnr for q in cloud)
         for lo, hi in zip(rungs, rungs[1:], strict=False):
-            assert hi.bpp >= lo.bpp * ratio and hi.psnr > lo.psnr
+            assert hi.bpp >= lo.bpp * ratio and hi.psnr >= lo.psnr + step and hi.psnr > lo.psnr
         assert rungs[-1].psnr == max(p.psnr for p in cloud)
+        if step:
+            continue
         front = [
             r
             for r in cloud
