@@ -126,8 +126,7 @@ def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 
 def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
     """Entropy-code token indices (k, h, w) with the prior."""
     k, h, w = indices.shape
-    latent = torch.zeros(1, model.config.latent_channels, h, w)
-    latent[0, : k * DIM] = leech_decode(indices).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
+    latent = model.tokenizer.latent_of(indices[None])
     encoder = TokenEncoder()
     for group, pass_ in _steps(k):
         where = _pass_positions(h, w, pass_)

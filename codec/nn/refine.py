@@ -41,7 +41,6 @@ def refine_indices(
         with torch.no_grad():
             start = tokenizer.analysis(channels_last(image))[:, :k].contiguous()
         b, _, h, w = start.shape
-        zeros = start.new_zeros(b, tokenizer.config.latent_channels - k, h, w)
         # latent = scale * free, scale the norm of each group at the start: Adam moves every
         # coordinate of ``free`` by about the step size, every group by about the same angle
         grouped = start.view(b, groups, DIM, h, w)
@@ -51,7 +50,7 @@ def refine_indices(
         best_loss, best = None, None
         for step in range(steps + 1):
             codewords, indices = tokenizer.quantizer((free * scale).view(b, k, h, w))
-            decoded = tokenizer.synthesis(channels_last(torch.cat([codewords, zeros], dim=1)))
+            decoded = tokenizer.synthesis(channels_last(tokenizer.padded(codewords)))
             if valid is not None:
                 decoded = decoded[..., : valid[0], : valid[1]]
             loss = torch.mean((decoded - target) ** 2)

@@ -54,11 +54,19 @@ class Tokenizer(nn.Module):
         _, indices = self.quantizer(latent)
         return indices
 
+    def padded(self, codewords: torch.Tensor) -> torch.Tensor:
+        """Codewords of the first k groups (B, 24k, h, w) -> the full latent (B, 24G, h, w), the
+        groups not coded zero (what the synthesis and the prior expect)."""
+        b, c, h, w = codewords.shape
+        rest = codewords.new_zeros(b, self.config.latent_channels - c, h, w)
+        return torch.cat([codewords, rest], dim=1)
+
+    def latent_of(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices (B, k, h, w) of the first k groups -> the full codeword latent (B, 24G, h, w)."""
+        b, k, h, w = indices.shape
+        return self.padded(decode(indices).movedim(-1, 2).reshape(b, k * DIM, h, w))
+
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Indices (B, k, h, w) of the first k groups -> image (B,3,H,W), clamped to [0,1]."""
-        b, k, h, w = indices.shape
-        codewords = decode(indices).movedim(-1, 2).reshape(b, k * DIM, h, w)
-        full = codewords.new_zeros(b, self.config.latent_channels, h, w)
-        full[:, : k * DIM] = codewords
-        return self.synthesis(channels_last(full)).clamp(0, 1)
+        return self.synthesis(channels_last(self.latent_of(indices))).clamp(0, 1)

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from ..effort import DEFAULT_EFFORT
-from ..leech import decode
 from ..nn.model import LqzModel
 from ..nn.prior import PASSES
 from ..nn.refine import refine_indices
@@ -77,16 +76,13 @@ def measure_level(
     for start in range(0, len(crops), batch):
         x = crops[start : start + batch]
         indices = refine_indices(model.tokenizer, x, groups, effort)
-        b, _, h, w = indices.shape
         with torch.no_grad():
             scores.append(psnr(model.tokenizer.decode(indices), x))
-            full = indices.new_zeros(b, model.config.groups, h, w)
-            full[:, :groups] = indices
-            codewords = decode(full).movedim(-1, 2).reshape(b, -1, h, w)
+            codewords = model.tokenizer.latent_of(indices)
             for g in range(groups):
                 for pass_ in range(PASSES):
-                    chosen = torch.full((b,), g)
-                    bits += prior_bits(model, codewords, full, chosen, pass_).sum().item()
+                    chosen = torch.full((len(x),), g)
+                    bits += prior_bits(model, codewords, indices, chosen, pass_).sum().item()
     return bits / (len(crops) * crops.shape[-2] * crops.shape[-1]), torch.cat(scores).mean().item()
 
 
