@@ -55,6 +55,7 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
     from lqz.leech import DIM
     from lqz.leech import decode as leech_decode
     from lqz.nn import coding
+    from lqz.nn.prior import coding_steps, pass_mask
     from lqz.nn.weights import load_model
 
     model = load_model(DEFAULT_WEIGHTS)
@@ -66,8 +67,8 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
         k, h, w = tokens.shape
         latent = torch.zeros(1, model.config.latent_channels, h, w)
         latent[0, : k * DIM] = leech_decode(tokens).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
-        for group, pass_ in coding._steps(k):
-            where = coding._pass_positions(h, w, pass_)
+        for group, pass_ in coding_steps(model.config, k):
+            where = pass_mask(h, w, pass_)
             t, g = coding._pass_prior(model, latent, group, pass_)  # the coding path
             tables.append(t.numpy())
             logits.append(g.numpy())

@@ -3,6 +3,8 @@ training path's ``Prior.forward``, and bit-exact round trips through it on small
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,16 +13,17 @@ from lqz.leech import decode as leech_decode
 from lqz.nn import coding
 from lqz.nn.config import ModelConfig
 from lqz.nn.model import LqzModel
-from lqz.nn.prior import anchor_mask
+from lqz.nn.prior import Pass, coding_steps, context_mask, pass_mask
 
 TINY = ModelConfig(channels=8, groups=3, kernel=3, prior_channels=8, mixtures=2, levels=(1, 2, 3))
+SPLIT = dataclasses.replace(TINY, split_first_group=True)
 
 SHAPES = [(1, 1), (1, 7), (6, 1), (2, 3), (3, 2), (5, 8), (7, 9), (16, 5), (17, 4)]
 
 
-def tiny_model(seed: int = 0) -> LqzModel:
+def tiny_model(seed: int = 0, config: ModelConfig = TINY) -> LqzModel:
     torch.manual_seed(seed)
-    return LqzModel(TINY).eval()
+    return LqzModel(config).eval()
 
 
 def random_latent(h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,9 +34,9 @@ def random_latent(h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
     return indices, latent
 
 
-def loud_model() -> LqzModel:
+def loud_model(config: ModelConfig = TINY) -> LqzModel:
     """A tiny model whose prior outputs are O(1), so a tolerance means something."""
-    model = tiny_model()
+    model = tiny_model(config=config)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in model.prior.parameters():
@@ -45,31 +48,31 @@ def reference(model: LqzModel, latent: torch.Tensor, group: int, pass_: int):
     """``Prior.forward`` on the whole grid, then the pass's positions in row-major order."""
     h, w = latent.shape[2:]
     tables, logits = model.prior(latent, group, pass_)
-    where = anchor_mask(h, w)[0, 0].bool() == (pass_ == 0)
+    where = pass_mask(h, w, pass_)
     return tables[0][where], logits[0][where]
 
 
+@pytest.mark.parametrize("config", [TINY, SPLIT], ids=["checkerboard", "split"])
 @pytest.mark.parametrize("shape", SHAPES)
 @torch.no_grad()
-def test_pass_params_match_forward(shape: tuple[int, int]) -> None:
-    model = loud_model()
+def test_pass_params_match_forward(shape: tuple[int, int], config: ModelConfig) -> None:
+    model = loud_model(config)
     h, w = shape
     _, latent = random_latent(h, w, seed=h * 100 + w)
-    for group in range(TINY.groups):
-        for pass_ in range(2):
-            want_tables, want_logits = reference(model, latent, group, pass_)
-            assert want_tables.numel() == 0 or want_tables.abs().max() > 0.1
-            tables, logits = model.prior.pass_params(latent, group, pass_)
-            torch.testing.assert_close(tables, want_tables, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
-            for split in sorted({1, h // 2, h - 1} - {0, h}):  # two bands stitch to the whole
-                top = model.prior.pass_params(latent, group, pass_, (0, split))
-                bottom = model.prior.pass_params(latent, group, pass_, (split, h))
-                torch.testing.assert_close(torch.cat([top[0], bottom[0]]), want_tables)
-                torch.testing.assert_close(torch.cat([top[1], bottom[1]]), want_logits)
-            threaded = coding._pass_prior(model, latent, group, pass_)
-            torch.testing.assert_close(threaded[0], want_tables, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(threaded[1], want_logits, atol=1e-5, rtol=1e-5)
+    for group, pass_ in coding_steps(config, config.groups):
+        want_tables, want_logits = reference(model, latent, group, pass_)
+        assert want_tables.numel() == 0 or want_tables.abs().max() > 0.1
+        tables, logits = model.prior.pass_params(latent, group, pass_)
+        torch.testing.assert_close(tables, want_tables, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
+        for split in sorted({1, h // 2, h - 1} - {0, h}):  # two bands stitch to the whole
+            top = model.prior.pass_params(latent, group, pass_, (0, split))
+            bottom = model.prior.pass_params(latent, group, pass_, (split, h))
+            torch.testing.assert_close(torch.cat([top[0], bottom[0]]), want_tables)
+            torch.testing.assert_close(torch.cat([top[1], bottom[1]]), want_logits)
+        threaded = coding._pass_prior(model, latent, group, pass_)
+        torch.testing.assert_close(threaded[0], want_tables, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(threaded[1], want_logits, atol=1e-5, rtol=1e-5)
 
 
 def test_bands_cover_the_grid() -> None:
@@ -81,15 +84,16 @@ def test_bands_cover_the_grid() -> None:
     assert len(coding._bands(64)) == 2
 
 
+@pytest.mark.parametrize("config", [TINY, SPLIT], ids=["checkerboard", "split"])
 @pytest.mark.parametrize("band_rows", [coding.BAND_MIN_ROWS, 1])
 @pytest.mark.parametrize("shape", SHAPES)
 @torch.no_grad()
 def test_round_trip_is_bit_exact(
-    shape: tuple[int, int], band_rows: int, monkeypatch: pytest.MonkeyPatch
+    shape: tuple[int, int], band_rows: int, config: ModelConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Encode with 2 torch threads, decode with 1 (and the reverse): the same indices."""
     monkeypatch.setattr(coding, "BAND_MIN_ROWS", band_rows)
-    model = tiny_model()
+    model = tiny_model(config=config)
     h, w = shape
     indices, _ = random_latent(h, w, seed=h * 10 + w)
     threads = torch.get_num_threads()
@@ -109,22 +113,38 @@ def test_round_trip_is_bit_exact(
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("pass_", [0, 1])
+@pytest.mark.parametrize(
+    "config,group,pass_",
+    [
+        (TINY, 1, Pass.ANCHORS),
+        (TINY, 1, Pass.REST),
+        (SPLIT, 0, Pass.EVEN),
+        (SPLIT, 0, Pass.ODD),
+        (SPLIT, 0, Pass.REST),
+        (SPLIT, 1, Pass.REST),
+    ],
+)
 @torch.no_grad()
-def test_only_decoded_tokens_are_read(pass_: int) -> None:
-    """Group 1: garbage in later groups (and, in pass 1, off the anchors) changes nothing."""
-    model = loud_model()
+def test_only_decoded_tokens_are_read(config: ModelConfig, group: int, pass_: Pass) -> None:
+    """Garbage in later groups and in the group's tokens not yet decoded changes nothing."""
+    model = loud_model(config)
     h, w = 9, 6
     _, latent = random_latent(h, w, seed=5)
     noisy = latent + torch.randn(latent.shape) * 5
-    noisy[0, :DIM] = latent[0, :DIM]
-    if pass_ == 1:
-        anchors = anchor_mask(h, w)[0].bool().expand(DIM, h, w)
-        noisy[0, DIM : 2 * DIM][anchors] = latent[0, DIM : 2 * DIM][anchors]
-    for rows in ((0, h), (0, 4), (4, h)):
-        clean = model.prior.pass_params(latent, 1, pass_, rows)
-        dirty = model.prior.pass_params(noisy, 1, pass_, rows)
+    noisy[0, : group * DIM] = latent[0, : group * DIM]
+    seen = context_mask(h, w, pass_).expand(DIM, h, w)
+    current = slice(group * DIM, (group + 1) * DIM)
+    noisy[0, current][seen] = latent[0, current][seen]
+    for rows in ((0, h), (0, 4), (4, h), (3, 8)):
+        clean = model.prior.pass_params(latent, group, pass_, rows)
+        dirty = model.prior.pass_params(noisy, group, pass_, rows)
         assert torch.equal(clean[0], dirty[0]) and torch.equal(clean[1], dirty[1])
+    if seen.any():  # and the group's decoded tokens do matter
+        noisy[0, current] = latent[0, current] + torch.randn(DIM, h, w) * 5
+        assert not torch.equal(
+            model.prior.pass_params(noisy, group, pass_)[0],
+            model.prior.pass_params(latent, group, pass_)[0],
+        )
 
 
 @torch.no_grad()
@@ -133,18 +153,17 @@ def test_worker_thread_and_caller_thread_give_the_same_floats(
 ) -> None:
     """Two bands on two threads (caller allows 2) == both on the caller's thread (allows 1)."""
     monkeypatch.setattr(coding, "BAND_MIN_ROWS", 2)
-    model = loud_model()
+    model = loud_model(SPLIT)
     _, latent = random_latent(7, 5, seed=9)
     threads = torch.get_num_threads()
     try:
-        for group in range(TINY.groups):
-            for pass_ in range(2):
-                torch.set_num_threads(2)
-                parallel = coding._pass_prior(model, latent, group, pass_)
-                torch.set_num_threads(1)
-                serial = coding._pass_prior(model, latent, group, pass_)
-                assert torch.equal(parallel[0], serial[0])
-                assert torch.equal(parallel[1], serial[1])
+        for group, pass_ in coding_steps(SPLIT, SPLIT.groups):
+            torch.set_num_threads(2)
+            parallel = coding._pass_prior(model, latent, group, pass_)
+            torch.set_num_threads(1)
+            serial = coding._pass_prior(model, latent, group, pass_)
+            assert torch.equal(parallel[0], serial[0])
+            assert torch.equal(parallel[1], serial[1])
     finally:
         torch.set_num_threads(threads)
 

@@ -14,7 +14,7 @@ from ..entropy.coder import TokenDecoder, TokenEncoder
 from ..leech import DIM
 from ..leech import decode as leech_decode
 from .model import LqzModel
-from .prior import PASSES, anchor_mask
+from .prior import coding_steps, pass_mask
 from .refine import refine_indices
 
 
@@ -84,18 +84,6 @@ def _pass_prior(
     return torch.cat([t for t, _ in results]), torch.cat([g for _, g in results])
 
 
-def _steps(groups: int) -> Iterator[tuple[int, int]]:
-    for group in range(groups):
-        for pass_ in range(PASSES):
-            yield group, pass_
-
-
-def _pass_positions(height: int, width: int, pass_: int) -> torch.Tensor:
-    """Boolean (h, w) mask of the positions coded in ``pass_`` (row-major order)."""
-    anchors = anchor_mask(height, width)[0, 0].bool()
-    return anchors if pass_ == 0 else ~anchors
-
-
 def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
     """Replicate-pad (B,3,H,W) on the bottom/right to multiples of ``stride``."""
     h, w = image.shape[-2:]
@@ -128,8 +116,8 @@ def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
     k, h, w = indices.shape
     latent = model.tokenizer.latent_of(indices[None])
     encoder = TokenEncoder()
-    for group, pass_ in _steps(k):
-        where = _pass_positions(h, w, pass_)
+    for group, pass_ in coding_steps(model.config, k):
+        where = pass_mask(h, w, pass_)
         tables, logits = _pass_prior(model, latent, group, pass_)
         encoder.encode(tables, logits, indices[group][where])
     return encoder.finish()
@@ -143,8 +131,8 @@ def decode_indices(
     latent = torch.zeros(1, model.config.latent_channels, height, width)
     indices = torch.zeros(groups, height, width, dtype=torch.int64)
     decoder = TokenDecoder(data)
-    for group, pass_ in _steps(groups):
-        where = _pass_positions(height, width, pass_)
+    for group, pass_ in coding_steps(model.config, groups):
+        where = pass_mask(height, width, pass_)
         tables, logits = _pass_prior(model, latent, group, pass_)
         found = torch.from_numpy(np.asarray(decoder.decode(tables, logits)))
         indices[group][where] = found

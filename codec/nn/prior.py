@@ -1,9 +1,13 @@
-"""Autoregressive prior over Λ24 token indices: groups in order, each in two checkerboard passes.
+"""Autoregressive prior over Λ24 token indices: groups in order, each in 2 or 3 passes.
 
-Decoding order: group 0 pass 0 (anchors, ``(row + col)`` even), group 0 pass 1 (the rest),
-group 1 pass 0, ... Every step's pmf parameters come from a small conv net whose input is the
-codewords already decoded: all groups before the current one, plus the current group's
-anchors in pass 1. All tokens of one step are independent given the context, so a step is one
+Decoding order: group 0's passes, then group 1's, ... A group is coded in two checkerboard
+passes -- :data:`Pass.ANCHORS` (``(row + col)`` even), then :data:`Pass.REST` -- or, for group 0
+of a model with ``split_first_group``, in three: :data:`Pass.EVEN` (row and column even),
+:data:`Pass.ODD` (both odd; reads the EVEN tokens), then REST. Group 0's first pass has no context
+at all, so halving it saves bits (held-out, session 6: ~14 bits/token without context, ~7 with
+the anchors). Every step's pmf parameters come from a small conv net whose input is the codewords
+already decoded: all groups before the current one, plus the current group's tokens of its
+earlier passes. All tokens of one step are independent given the context, so a step is one
 batched network evaluation and one batched entropy-coding call.
 
 The net outputs, per token, ``mixtures`` tables L[24, 9] and mixture logits: the exact pmf
@@ -11,6 +15,8 @@ family of :mod:`lqz.entropy.shell_pmf`.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 import torch
 import torch.nn.functional as F
@@ -20,14 +26,62 @@ from ..leech import DIM
 from .config import ModelConfig
 
 VALUES = 9  # coordinate values -4..4
-PASSES = 2
+
+
+class Pass(IntEnum):
+    """Which tokens of a group one coding step codes (positions of the latent grid)."""
+
+    ANCHORS = 0  # (row + col) even
+    REST = 1  # (row + col) odd; reads the group's anchors
+    EVEN = 2  # row and col even
+    ODD = 3  # row and col odd; reads the group's EVEN tokens (EVEN + ODD = ANCHORS)
+
+
+def group_passes(config: ModelConfig, group: int) -> tuple[Pass, ...]:
+    """The passes of ``group``, in coding order."""
+    if group == 0 and config.split_first_group:
+        return (Pass.EVEN, Pass.ODD, Pass.REST)
+    return (Pass.ANCHORS, Pass.REST)
+
+
+def coding_steps(config: ModelConfig, groups: int) -> list[tuple[int, Pass]]:
+    """(group, pass) of every coding step for the first ``groups`` groups, in order."""
+    return [(g, p) for g in range(groups) for p in group_passes(config, g)]
+
+
+def _parities(height: int, width: int, device: torch.device | None):
+    rows = torch.arange(height, device=device)[:, None] % 2
+    cols = torch.arange(width, device=device)[None, :] % 2
+    return rows, cols
+
+
+def pass_mask(
+    height: int, width: int, pass_: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (h, w) mask of the positions that ``pass_`` codes."""
+    rows, cols = _parities(height, width, device)
+    if pass_ == Pass.ANCHORS:
+        return rows == cols
+    if pass_ == Pass.REST:
+        return rows != cols
+    parity = 0 if pass_ == Pass.EVEN else 1
+    return (rows == parity) & (cols == parity)
+
+
+def context_mask(
+    height: int, width: int, pass_: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (h, w) mask of the current group's tokens that ``pass_`` may read."""
+    if pass_ == Pass.REST:
+        return pass_mask(height, width, Pass.ANCHORS, device)
+    if pass_ == Pass.ODD:
+        return pass_mask(height, width, Pass.EVEN, device)
+    return torch.zeros(height, width, dtype=torch.bool, device=device)
 
 
 def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """(1, 1, h, w) float mask of checkerboard anchors (pass 0): (row + col) even."""
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
-    return ((rows + cols) % 2 == 0).float()[None, None]
+    """(1, 1, h, w) float mask of checkerboard anchors: (row + col) even."""
+    return pass_mask(height, width, Pass.ANCHORS, device).float()[None, None]
 
 
 HALO = 2  # rows of context a band needs on each side: the trunk's two 3x3 convolutions
@@ -42,7 +96,8 @@ class Prior(nn.Module):
         self.config = config
         self.groups = config.groups
         self.mixtures = config.mixtures
-        self.embed = nn.Embedding(config.groups * PASSES, c)
+        # one row per (group, pass) in use: ANCHORS/EVEN (neither reads the group) share a row
+        self.embed = nn.Embedding(config.groups * 2 + config.split_first_group, c)
         self.context_in = nn.Conv2d(DIM * config.groups + DIM, c, 1)
         self.trunk = nn.Sequential(
             nn.GELU(),
@@ -56,6 +111,14 @@ class Prior(nn.Module):
         self.head_bias = nn.Parameter(torch.zeros(config.groups, out))
         nn.init.normal_(self.head_weight, std=0.01 / c**0.5)
 
+    def embed_row(self, group: int, pass_: int) -> int:
+        """Row of :attr:`embed` that tells the net which (group, pass) it computes."""
+        if pass_ not in group_passes(self.config, group):
+            raise ValueError(f"group {group} has no pass {Pass(pass_).name}")
+        if pass_ == Pass.ODD:
+            return self.groups * 2
+        return group * 2 + (pass_ == Pass.REST)
+
     def context(self, codewords: torch.Tensor, group: int, pass_: int) -> torch.Tensor:
         """Network input for (group, pass) from the full codeword latent (B, 24G, h, w)."""
         b, _, h, w = codewords.shape
@@ -63,30 +126,42 @@ class Prior(nn.Module):
         keep[: group * DIM] = 1
         previous = codewords * keep.view(1, -1, 1, 1)
         current = codewords[:, group * DIM : (group + 1) * DIM]
-        anchors = current * anchor_mask(h, w, codewords.device) if pass_ == 1 else current * 0
-        return torch.cat([previous, anchors], dim=1)
+        seen = current * context_mask(h, w, pass_, codewords.device)
+        return torch.cat([previous, seen], dim=1)
 
     def forward(
-        self, codewords: torch.Tensor, group: torch.Tensor | int, pass_: int
+        self,
+        codewords: torch.Tensor,
+        group: torch.Tensor | int,
+        pass_: torch.Tensor | int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters for every position of (group, pass).
 
         ``codewords``: (B, 24G, h, w) decoded latent (entries of not-yet-decoded tokens are
-        ignored). ``group``: an int, or a (B,) tensor of groups (training).
+        ignored). ``group``, ``pass_``: ints, or (B,) tensors, one per image (training).
         Returns tables (B, h, w, M, 24, 9) and mixture logits (B, h, w, M).
         """
         b, _, h, w = codewords.shape
-        groups = torch.as_tensor(group, device=codewords.device).expand(b)
-        if isinstance(group, int):
+        groups = torch.as_tensor(group).expand(b).tolist()
+        passes = torch.as_tensor(pass_).expand(b).tolist()
+        if isinstance(group, int) and isinstance(pass_, int):
             x = self.context(codewords, group, pass_)
         else:
             x = torch.cat(
-                [self.context(codewords[i : i + 1], int(g), pass_) for i, g in enumerate(groups)]
+                [
+                    self.context(codewords[i : i + 1], g, p)
+                    for i, (g, p) in enumerate(zip(groups, passes, strict=True))
+                ]
             )
-        feat = self.context_in(x) + self.embed(groups * PASSES + pass_)[:, :, None, None]
+        rows = torch.tensor(
+            [self.embed_row(g, p) for g, p in zip(groups, passes, strict=True)],
+            device=codewords.device,
+        )
+        feat = self.context_in(x) + self.embed(rows)[:, :, None, None]
         feat = self.trunk(feat)  # (B, c, h, w)
-        weight = self.head_weight[groups]  # (B, out, c)
-        out = torch.einsum("boc,bchw->bhwo", weight, feat) + self.head_bias[groups][:, None, None]
+        heads = torch.tensor(groups, device=codewords.device)
+        weight = self.head_weight[heads]  # (B, out, c)
+        out = torch.einsum("boc,bchw->bhwo", weight, feat) + self.head_bias[heads][:, None, None]
         m = self.mixtures
         tables = out[..., : m * DIM * VALUES].reshape(b, h, w, m, DIM, VALUES)
         logits = out[..., m * DIM * VALUES :]
@@ -109,7 +184,14 @@ class Prior(nn.Module):
         feat = self._context_features(codewords[0, :, s0:s1], group, pass_, s0)
         gelu0, conv1, gelu1, conv2, gelu2 = self.trunk
         feat = gelu1(conv1(gelu0(feat)))[None]
-        feat = gelu2(self._checkerboard_conv(conv2, feat, r0 - s0, r1 - s0, (r0 + pass_) % 2))
+        if pass_ in (Pass.ANCHORS, Pass.REST):
+            start = (r0 + pass_) % 2  # column parity of the pass's positions on row r0
+            feat = self._checkerboard_conv(conv2, feat, r0 - s0, r1 - s0, start)
+        else:
+            parity = 0 if pass_ == Pass.EVEN else 1
+            first = r0 + (parity - r0) % 2  # the band's first row of that parity
+            feat = self._lattice_conv(conv2, feat, first - s0, r1 - s0, parity)
+        feat = gelu2(feat)
         out = torch.addmm(self.head_bias[group], feat.T, self.head_weight[group].T)
         m = self.mixtures
         tables = out[:, : m * DIM * VALUES].reshape(-1, m, DIM, VALUES)
@@ -122,12 +204,12 @@ class Prior(nn.Module):
         multiplying only the channels that are not masked to zero."""
         _, rows, w = codewords.shape
         weight = self.context_in.weight[:, :, 0, 0]
-        bias = self.context_in.bias + self.embed.weight[group * PASSES + pass_]
+        bias = self.context_in.bias + self.embed.weight[self.embed_row(group, pass_)]
         k = group * DIM
         x = codewords[:k]
-        if pass_ == 1:
-            anchors = anchor_mask(rows + row0, w, codewords.device)[0, :, row0:]
-            current = codewords[k : k + DIM] * anchors
+        if pass_ in (Pass.REST, Pass.ODD):
+            seen = context_mask(rows + row0, w, pass_, codewords.device)[row0:]
+            current = codewords[k : k + DIM] * seen
             x = torch.cat([x, current])
             weight = torch.cat([weight[:, :k], weight[:, self.groups * DIM :]], dim=1)
         else:
@@ -138,25 +220,34 @@ class Prior(nn.Module):
         return out.view(-1, rows, w)
 
     @staticmethod
+    def _lattice_conv(
+        conv: nn.Conv2d, x: torch.Tensor, first: int, r1: int, col: int
+    ) -> torch.Tensor:
+        """``conv(x)`` (3x3, padding 1) of (1, c, h, w) ``x`` at rows ``first, first + 2, ...``
+        below ``r1`` and columns ``col, col + 2, ...``: (c, T) in row-major order. One stride-2
+        convolution."""
+        x = F.pad(x, (1, 1, 1, 1))
+        w = x.shape[-1] - 2
+        n_rows, n_cols = len(range(first, r1, 2)), len(range(col, w, 2))
+        if not (n_rows and n_cols):
+            return x.new_zeros(conv.out_channels, 0)
+        window = x[:, :, first : first + 2 * n_rows + 1, col : col + 2 * n_cols + 1]
+        return F.conv2d(window, conv.weight, conv.bias, stride=2)[0].flatten(1)
+
+    @staticmethod
     def _checkerboard_conv(
         conv: nn.Conv2d, x: torch.Tensor, r0: int, r1: int, start: int
     ) -> torch.Tensor:
         """``conv(x)`` (3x3, padding 1) at rows ``[r0, r1)`` of (1, c, h, w) ``x``, only at the
         checkerboard positions whose column parity on row ``r0`` is ``start``: (c, T) in
         row-major order. Two stride-2 convolutions, one per row parity."""
-        x = F.pad(x, (1, 1, 1, 1))
-        w = x.shape[-1] - 2
-        parts = []
-        for first, col in ((r0, start), (r0 + 1, 1 - start)):
-            n_rows, n_cols = len(range(first, r1, 2)), len(range(col, w, 2))
-            if n_rows and n_cols:
-                window = x[:, :, first : first + 2 * n_rows + 1, col : col + 2 * n_cols + 1]
-                part = F.conv2d(window, conv.weight, conv.bias, stride=2)[0]
-            else:
-                part = x.new_zeros(conv.out_channels, n_rows, n_cols)
-            parts.append(part)
-        even, odd = parts  # rows r0, r0 + 2, ... and r0 + 1, r0 + 3, ...
-        pairs = torch.cat([even[:, : odd.shape[1]], odd], dim=2).flatten(1)
-        if even.shape[1] > odd.shape[1]:
+        even = Prior._lattice_conv(conv, x, r0, r1, start)  # rows r0, r0 + 2, ...
+        odd = Prior._lattice_conv(conv, x, r0 + 1, r1, 1 - start)  # rows r0 + 1, r0 + 3, ...
+        n_even, n_odd = len(range(r0, r1, 2)), len(range(r0 + 1, r1, 2))
+        c, w = conv.out_channels, x.shape[-1]
+        even = even.view(c, n_even, len(range(start, w, 2)))
+        odd = odd.view(c, n_odd, len(range(1 - start, w, 2)))
+        pairs = torch.cat([even[:, :n_odd], odd], dim=2).flatten(1)
+        if n_even > n_odd:
             pairs = torch.cat([pairs, even[:, -1]], dim=1)
         return pairs

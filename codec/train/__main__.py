@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         default=TrainOptions.ema_decay,
         help="decay of the weight average that validation scores and export ships",
     )
+    parser.add_argument(
+        "--split-first-group",
+        action="store_true",
+        help="code group 0 in three passes (see lqz.nn.prior); a run or weights without it "
+        "are migrated (lqz.train.migrate)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         stride_log2=args.stride_log2,
         groups=args.groups,
         latent_kernel=args.latent_kernel,
+        split_first_group=args.split_first_group,
     )
     try:
         config = config.with_levels(args.levels)
@@ -102,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             transfer=args.transfer,
             prior_tokens=args.prior_tokens,
             ema_decay=args.ema_decay,
+            split_first_group=args.split_first_group,
         )
     )
 

@@ -21,7 +21,7 @@ import torch
 
 from ..effort import DEFAULT_EFFORT
 from ..nn.model import LqzModel
-from ..nn.prior import PASSES
+from ..nn.prior import group_passes
 from ..nn.refine import refine_indices
 from ..nn.weights import load_model
 from .data import held_out_crops, list_images, load_rgb
@@ -80,7 +80,7 @@ def measure_level(
             scores.append(psnr(model.tokenizer.decode(indices), x))
             codewords = model.tokenizer.latent_of(indices)
             for g in range(groups):
-                for pass_ in range(PASSES):
+                for pass_ in group_passes(model.config, g):
                     chosen = torch.full((len(x),), g)
                     bits += prior_bits(model, codewords, indices, chosen, pass_).sum().item()
     return bits / (len(crops) * crops.shape[-2] * crops.shape[-1]), torch.cat(scores).mean().item()

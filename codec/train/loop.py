@@ -14,9 +14,10 @@ import torch
 from ..leech import SIZE
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
-from ..nn.prior import PASSES, anchor_mask
+from ..nn.prior import group_passes, pass_mask
 from .data import CropSampler, held_out_crops, list_images, load_rgb
 from .ema import WeightAverage
+from .migrate import split_run_state, split_weights
 from .state import RunState
 
 BITS_PER_TOKEN = math.log2(SIZE)
@@ -43,6 +44,7 @@ class TrainOptions:
     transfer: Path | None = None
     prior_tokens: int = 32
     ema_decay: float = 0.998
+    split_first_group: bool = False  # migrate a run or weights without it (lqz.train.migrate)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,27 +58,41 @@ def prior_bits(
     codewords: torch.Tensor,
     indices: torch.Tensor,
     groups: torch.Tensor,
-    pass_: int,
+    pass_: torch.Tensor | int,
     sample: int | None = None,
 ) -> torch.Tensor:
-    """-log2 p (B, n) of the n tokens of (groups[b], pass_) of each image b.
+    """-log2 p (B, n) of the n tokens of (groups[b], pass_[b]) of each image b.
 
-    ``sample``: score only this many randomly chosen positions of the pass (the same for every
-    image); the exact pmf is the costly part of a training step, the context net is not.
+    ``pass_``: one pass for all images, or a (B,) tensor of passes (training; then ``sample``
+    is needed, as the passes differ in size). ``sample``: score only this many randomly chosen
+    positions of each image's pass (at most as many as the smallest pass has); the exact pmf is
+    the costly part of a training step, the context net is not.
     """
     from ..entropy.shell_pmf import log_prob
 
     b, _, h, w = codewords.shape
     tables, logits = model.prior(codewords, groups, pass_)
-    where = anchor_mask(h, w, codewords.device)[0, 0].bool()
-    if pass_:
-        where = ~where
-    where = where.flatten().nonzero()[:, 0]
-    if sample is not None and sample < len(where):
-        where = where[torch.randperm(len(where), device=where.device)[:sample]]
-    tables, logits = tables.flatten(1, 2)[:, where], logits.flatten(1, 2)[:, where]
-    target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[:, where]
+    passes = torch.as_tensor(pass_).expand(b).tolist()
+    masks = torch.stack([pass_mask(h, w, p, codewords.device).flatten() for p in passes])
+    if sample is None:
+        if len(set(passes)) > 1:
+            raise ValueError("scoring whole passes of different sizes needs one pass")
+        where = masks[0].nonzero()[:, 0].expand(b, -1)
+    else:
+        n = min(sample, int(masks.sum(1).min()))
+        noise = torch.rand(masks.shape, device=masks.device).masked_fill(~masks, -1.0)
+        where = noise.topk(n, dim=1).indices.sort(dim=1).values  # row-major, as coded
+    rows = torch.arange(b, device=where.device)[:, None]
+    tables, logits = tables.flatten(1, 2)[rows, where], logits.flatten(1, 2)[rows, where]
+    target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[rows, where]
     return -log_prob(tables, logits, target) / math.log(2)
+
+
+def random_passes(config: ModelConfig, groups: torch.Tensor) -> torch.Tensor:
+    """One pass per image, uniformly among the passes of its group (the prior's training)."""
+    options = [group_passes(config, g) for g in groups.tolist()]
+    chosen = [int(o[int(torch.randint(len(o), ()))]) for o in options]
+    return torch.tensor(chosen, device=groups.device)
 
 
 @torch.no_grad()
@@ -98,7 +114,7 @@ def validate(
             x = crops[start : start + 4].to(device)
             _, codewords, indices = model.tokenizer(x, torch.full((len(x),), 1, device=device))
             for g in range(config.groups):
-                for pass_ in range(PASSES):
+                for pass_ in group_passes(config, g):
                     groups = torch.full((len(x),), g, device=device)
                     bits = prior_bits(model, codewords, indices, groups, pass_)
                     group_bits[g] += bits.sum().item() / (len(crops) * x.shape[-1] * x.shape[-2])
@@ -150,12 +166,16 @@ def train(opts: TrainOptions) -> None:
     sampler = CropSampler(images[: -opts.holdout], opts.crop)
 
     saved = run.load()
+    if saved and opts.split_first_group:
+        saved = split_run_state(saved)
     config = ModelConfig.from_json(saved["config"]) if saved else opts.config
     init_state = None
     if not saved and opts.init_weights and not opts.transfer:
         from ..nn.weights import read_weights
 
         config, init_state = read_weights(opts.init_weights)  # the weights decide the config
+        if opts.split_first_group:
+            config, init_state = split_weights(config, init_state)
     model = LqzModel(config).to(device)
     optimizer = torch.optim.Adam(model.tokenizer.parameters(), lr=opts.lr)
     prior_optimizer = torch.optim.Adam(model.prior.parameters(), lr=opts.prior_lr)
@@ -226,8 +246,9 @@ def train(opts: TrainOptions) -> None:
         torch.nn.utils.clip_grad_norm_(model.tokenizer.parameters(), 1.0)
         optimizer.step()
         if opts.prior:
+            passes = random_passes(config, groups)
             bits = prior_bits(
-                model, codewords.detach(), indices, groups, step % PASSES, opts.prior_tokens
+                model, codewords.detach(), indices, groups, passes, opts.prior_tokens
             ).mean()
             prior_optimizer.zero_grad(set_to_none=True)
             bits.backward()
