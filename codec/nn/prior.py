@@ -181,6 +181,10 @@ class Prior(nn.Module):
         _, _, h, w = codewords.shape
         r0, r1 = rows if rows is not None else (0, h)
         s0, s1 = max(0, r0 - HALO), min(h, r1 + HALO)
+        if pass_ == Pass.EVEN:  # (group 0 of the three-pass order; two-pass models' group-0
+            # anchors, also without context, keep the full-band path their files were coded with)
+            feat = self._contextless_features(pass_, r0, r1, s0, s1, w)
+            return self._head(feat, group)
         feat = self._context_features(codewords[0, :, s0:s1], group, pass_, s0)
         gelu0, conv1, gelu1, conv2, gelu2 = self.trunk
         feat = gelu1(conv1(gelu0(feat)))[None]
@@ -191,11 +195,37 @@ class Prior(nn.Module):
             parity = 0 if pass_ == Pass.EVEN else 1
             first = r0 + (parity - r0) % 2  # the band's first row of that parity
             feat = self._lattice_conv(conv2, feat, first - s0, r1 - s0, parity)
-        feat = gelu2(feat)
+        return self._head(gelu2(feat), group)
+
+    def _head(self, feat: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables (T, M, 24, 9) and logits (T, M) from trunk features (c, T)."""
         out = torch.addmm(self.head_bias[group], feat.T, self.head_weight[group].T)
         m = self.mixtures
         tables = out[:, : m * DIM * VALUES].reshape(-1, m, DIM, VALUES)
         return tables, out[:, m * DIM * VALUES :]
+
+    def _contextless_features(
+        self, pass_: int, r0: int, r1: int, s0: int, s1: int, w: int
+    ) -> torch.Tensor:
+        """Trunk features (c, T) of group 0's EVEN pass at its positions in rows [r0, r1) of
+        a band read over rows [s0, s1): its input is one constant vector everywhere, so a
+        feature depends only on how close its position is to the band's edges (the zero
+        padding of the two 3x3 convolutions reaches 2 rows/columns in). The trunk runs on a
+        field of at most 5 x 5 positions -- edges, then one interior row/column -- instead of the
+        whole band."""
+        bias = self.context_in.bias + self.embed.weight[self.embed_row(0, pass_)]
+
+        def squeeze(n: int) -> tuple[int, torch.Tensor]:  # field size, position -> field index
+            m = min(n, 2 * HALO + 1)
+            index = torch.arange(n)
+            return m, torch.where(index < HALO, index, torch.clamp(index - (n - m), min=HALO))
+
+        rows, row_of = squeeze(s1 - s0)
+        cols, col_of = squeeze(w)
+        field = bias[None, :, None, None].expand(1, -1, rows, cols)
+        feat = self.trunk(field)[0]  # (c, rows, cols)
+        where = pass_mask(r1, w, pass_)[r0:].nonzero()  # the pass's positions, row-major
+        return feat[:, row_of[where[:, 0] + r0 - s0], col_of[where[:, 1]]]
 
     def _context_features(
         self, codewords: torch.Tensor, group: int, pass_: int, row0: int
