@@ -12,7 +12,7 @@ from lqz.leech import DIM
 from lqz.leech import decode as leech_decode
 from lqz.nn.config import ModelConfig
 from lqz.nn.model import LqzModel
-from lqz.nn.prior import anchor_mask
+from lqz.nn.prior import Pass, pass_mask
 from lqz.nn.tokenizer import group_mask
 from lqz.nn.weights import WeightsError, load_model, model_id, read_weights, save_weights
 
@@ -76,7 +76,7 @@ def test_prior_sees_only_decoded_tokens(group: int, pass_: int) -> None:
     decoded = torch.zeros(TINY.groups, h, w, dtype=torch.bool)
     decoded[:group] = True
     if pass_ == 1:
-        decoded[group] = anchor_mask(h, w)[0, 0].bool()
+        decoded[group] = pass_mask(h, w, Pass.ANCHORS)
     changed = torch.where(decoded, indices[0], torch.randint(0, 196560, (TINY.groups, h, w)))
     latent2 = leech_decode(changed[None]).movedim(-1, 2).reshape(1, TINY.latent_channels, h, w)
     tables2, logits2 = model.prior(latent2, group, pass_)

@@ -18,6 +18,22 @@ TINY = ModelConfig(channels=8, groups=3, kernel=3, prior_channels=8, mixtures=2,
 SPLIT = dataclasses.replace(TINY, split_first_group=True)
 
 
+def noisy_split_model() -> LqzModel:
+    """A three-pass tiny model whose prior outputs depend visibly on its inputs."""
+    model = LqzModel(SPLIT)
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.add_(torch.randn(p.shape) * 0.1)
+    return model
+
+
+def random_latent(batch: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random token indices (B, G, h, w) and their codeword latent (B, 24G, h, w)."""
+    indices = torch.randint(0, 196560, (batch, SPLIT.groups, h, w))
+    latent = leech_decode(indices).movedim(-1, 2).reshape(batch, SPLIT.latent_channels, h, w)
+    return indices, latent
+
+
 def brute_force_mask(h: int, w: int, rule) -> torch.Tensor:
     return torch.tensor([[rule(r, c) for c in range(w)] for r in range(h)], dtype=torch.bool)
 
@@ -81,13 +97,9 @@ def test_prior_bits_with_a_pass_per_image_scores_those_passes() -> None:
     from lqz.train.loop import prior_bits
 
     torch.manual_seed(0)
-    model = LqzModel(SPLIT)
-    with torch.no_grad():
-        for p in model.prior.parameters():
-            p.add_(torch.randn(p.shape) * 0.1)
+    model = noisy_split_model()
     h, w = 5, 6
-    indices = torch.randint(0, 196560, (3, SPLIT.groups, h, w))
-    codewords = leech_decode(indices).movedim(-1, 2).reshape(3, SPLIT.latent_channels, h, w)
+    indices, codewords = random_latent(3, h, w)
     groups = torch.tensor([0, 0, 2])
     passes = torch.tensor([Pass.ODD, Pass.EVEN, Pass.REST])
     mixed = prior_bits(model, codewords, indices, groups, passes, sample=1000)
@@ -104,13 +116,9 @@ def test_prior_bits_with_a_pass_per_image_scores_those_passes() -> None:
 
 
 def test_decoded_tokens_of_earlier_passes_matter_to_odd() -> None:
-    model = LqzModel(SPLIT)
-    with torch.no_grad():
-        for p in model.prior.parameters():
-            p.add_(torch.randn(p.shape) * 0.1)
+    model = noisy_split_model()
     h, w = 4, 4
-    indices = torch.randint(0, 196560, (1, SPLIT.groups, h, w))
-    latent = leech_decode(indices).movedim(-1, 2).reshape(1, SPLIT.latent_channels, h, w)
+    _, latent = random_latent(1, h, w)
     even = pass_mask(h, w, Pass.EVEN).expand(DIM, h, w)
     changed = latent.clone()
     changed[0, :DIM][even] = -changed[0, :DIM][even]
@@ -146,8 +154,7 @@ def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path) -> Non
     assert ModelConfig.from_json(migrated["config"]) == SPLIT
     new.prior.load_state_dict(migrated["prior"])
     h, w = 3, 4
-    indices = torch.randint(0, 196560, (1, TINY.groups, h, w))
-    latent = leech_decode(indices).movedim(-1, 2).reshape(1, TINY.latent_channels, h, w)
+    _, latent = random_latent(1, h, w)
     with torch.no_grad():
         same = [((0, Pass.REST), (0, Pass.REST)), ((0, Pass.ANCHORS), (0, Pass.EVEN))]
         same += [((g, p), (g, p)) for g in (1, 2) for p in (Pass.ANCHORS, Pass.REST)]

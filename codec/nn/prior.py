@@ -79,11 +79,6 @@ def context_mask(
     return torch.zeros(height, width, dtype=torch.bool, device=device)
 
 
-def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """(1, 1, h, w) float mask of checkerboard anchors: (row + col) even."""
-    return pass_mask(height, width, Pass.ANCHORS, device).float()[None, None]
-
-
 HALO = 2  # rows of context a band needs on each side: the trunk's two 3x3 convolutions
 
 

@@ -18,10 +18,9 @@ from ..nn.config import ModelConfig
 EMBED = "embed.weight"  # the prior's (group, pass) embedding, as named in Prior.state_dict()
 
 
-def _with_odd_row(embed: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
-    """``embed`` (2G, c) plus a last row: row 1 of ``source`` (default ``embed``)."""
-    source = embed if source is None else source
-    return torch.cat([embed, source[1:2]])
+def _with_odd_row(embed: torch.Tensor) -> torch.Tensor:
+    """``embed`` (2G, c) plus a last row: a copy of row 1, group 0's REST row."""
+    return torch.cat([embed, embed[1:2]])
 
 
 def split_weights(
@@ -30,8 +29,8 @@ def split_weights(
     """A model's config and state dict (``LqzModel.state_dict()`` names), migrated."""
     if config.split_first_group:
         return config, state
-    state = dict(state)
-    state[f"prior.{EMBED}"] = _with_odd_row(state[f"prior.{EMBED}"])
+    name = f"prior.{EMBED}"
+    state = {**state, name: _with_odd_row(state[name])}
     return dataclasses.replace(config, split_first_group=True), state
 
 
@@ -45,8 +44,7 @@ def split_run_state(saved: dict[str, Any]) -> dict[str, Any]:
     embed = saved["prior"][EMBED]
     saved["prior"] = {**saved["prior"], EMBED: _with_odd_row(embed)}
     if "ema" in saved:
-        name = f"prior.{EMBED}"
-        saved["ema"] = {**saved["ema"], name: _with_odd_row(saved["ema"][name])}
+        _, saved["ema"] = split_weights(config, saved["ema"])
     moments = [
         s for s in saved["prior_optimizer"]["state"].values() if s["exp_avg"].shape == embed.shape
     ]
