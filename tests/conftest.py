@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,3 +97,21 @@ def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded from the test's name: reproducible, different per test."""
     seed = sum(ord(c) * (i + 1) for i, c in enumerate(request.node.name)) % 2**32
     return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def noise_images(tmp_path: Path) -> Callable[[int, int, int], Path]:
+    """``make(count, height, width)``: a folder of ``count`` uniform-noise RGB PNGs (seed 0),
+    for trainer and ladder-tool runs."""
+    from PIL import Image
+
+    def make(count: int, height: int, width: int) -> Path:
+        folder = tmp_path / "images"
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+        return folder
+
+    return make

@@ -186,16 +186,10 @@ def test_rungs_are_the_pareto_front_thinned_by_rate_and_psnr() -> None:
         assert min(r.bpp for r in rungs) <= min(r.bpp for r in front) * ratio
 
 
-def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path) -> None:
-    from PIL import Image
-
+def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path, noise_images) -> None:
     from lqz.train.ladder import main
 
-    data = tmp_path / "images"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = noise_images(4, 40, 48)
     models = tmp_path / "models"
     models.mkdir()
     low = tiny(models / "low.safetensors", 1, (1, 2, 3), stride_log2=3)

@@ -127,19 +127,12 @@ def test_decoded_tokens_of_earlier_passes_matter_to_odd() -> None:
     assert not torch.equal(a, b)
 
 
-def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path) -> None:
+def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path, noise_images) -> None:
     """Old passes keep their pmfs exactly; ODD starts as group 0's REST; training resumes."""
-    import numpy as np
-    from PIL import Image
-
     from lqz.train.loop import TrainOptions, train
     from lqz.train.migrate import split_run_state
 
-    data = tmp_path / "images"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = noise_images(6, 48, 48)
     run = tmp_path / "run"
     opts = TrainOptions(
         data=data, run_dir=run, config=TINY, batch=2, crop=32, steps=3, holdout=2, threads=1,
