@@ -11,9 +11,9 @@ from typing import Any
 from .errors import LqzError
 
 __version__ = "0.1.0"
-__all__ = ["QUALITIES", "LqzError", "__version__", "decode", "encode"]
+__all__ = ["QUALITIES", "LqzError", "__version__", "decode", "encode", "register_pillow"]
 
-_LAZY: dict[str, str] = {"encode": ".api", "decode": ".api"}
+_LAZY: dict[str, str] = {"encode": ".api", "decode": ".api", "register_pillow": ".pillow_plugin"}
 
 
 def __getattr__(name: str) -> Any:
