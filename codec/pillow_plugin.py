@@ -114,6 +114,14 @@ class LqzImageFile(ImageFile.ImageFile):
         tile = (DECODER, (0, 0, header.width, header.height), 0, None)
         self.tile = [_Tile(*tile) if _Tile is not None else tile]
 
+    def verify(self) -> None:
+        """Check the whole file (every CRC, the length) without decoding it, as Pillow's
+        ``verify`` does: call it right after opening; the file is closed afterwards."""
+        assert self.fp is not None
+        self.fp.seek(0)
+        fmt.unpack(self.fp.read())
+        super().verify()
+
 
 class LqzDecoder(ImageFile.PyDecoder):
     """Decodes a whole ``.lqz`` file with :func:`lqz.decode` into the image Pillow allocated."""
