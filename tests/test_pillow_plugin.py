@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from expected_streams import EXPECTED, load_manifest, pixel_digest
 from PIL import Image, UnidentifiedImageError
 
 import lqz
@@ -163,6 +164,20 @@ def test_opaque_alpha_opens_without_alpha(tmp_path: Path, quality: int) -> None:
     image.save(tmp_path / "opaque.lqz", quality=quality, effort=0)
     with Image.open(tmp_path / "opaque.lqz") as im:
         assert im.mode == "RGB" == lqz.decode((tmp_path / "opaque.lqz").read_bytes()).mode
+
+
+@pytest.mark.parametrize(
+    "name", ["q2-gray-80x50", "q3-rgba-64x40", "q4-la-45x33", "q5-rgb-6tiles-150x100"]
+)
+def test_frozen_files_open_as_recorded(name: str, registered: Path) -> None:
+    if registered != SHIPPED:
+        pytest.skip("frozen files need the shipped models")
+    expected = load_manifest()[name]
+    with Image.open(EXPECTED / f"{name}.lqz") as im:
+        assert [im.mode, list(im.size)] == [expected["mode"], expected["size"]]
+        assert im.info["quality"] == expected["quality"]
+        im.load()
+        assert pixel_digest(im) == expected["pixels_sha256"]
 
 
 def test_open_file_objects(coded: dict[str, Path]) -> None:
