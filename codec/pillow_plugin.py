@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from PIL import Image, ImageFile
 
 from . import format as fmt
 from .errors import FormatError, LqzError, TrailingData, TruncatedFile
+
+if TYPE_CHECKING:
+    from .ladder import Ladder
 
 FORMAT = "LQZ"
 EXTENSION = ".lqz"
@@ -44,7 +47,7 @@ def max_pixels() -> int:
 
 
 @lru_cache(maxsize=4)
-def _ladder(path: Path):
+def _ladder(path: Path) -> Ladder:
     from .ladder import Ladder
 
     return Ladder.load(path)
