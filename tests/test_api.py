@@ -196,13 +196,14 @@ def _declaring(width: int, height: int) -> bytes:
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=api.loaded_codec().at(1)[0].model_id,
-        quality=1,
+        level=1,
         fine=0,
         width=width,
         height=height,
         channels=3,
         has_alpha=False,
         tile_size=fmt.MAX_TILE_SIZE,
+        writer=api.writer(),
     )
     return fmt.pack(header, [b""] * header.num_tiles)
 

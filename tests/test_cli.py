@@ -551,13 +551,14 @@ def test_pixel_bomb_refused(tmp_path: Path) -> None:
     bomb = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=api.loaded_codec().at(1)[0].model_id,
-        quality=1,
+        level=1,
         fine=0,
         width=65535,
         height=65535,
         channels=3,
         has_alpha=False,
         tile_size=fmt.MAX_TILE_SIZE,
+        writer=api.writer(),
     )
     path = tmp_path / "bomb.lqz"
     path.write_bytes(fmt.pack(bomb, [b""] * bomb.num_tiles))
@@ -696,6 +697,7 @@ def test_info(coded: Path) -> None:
     assert (facts["width"], facts["height"]) == (40, 24)
     assert facts["bpp"] == pytest.approx(8 * facts["bytes"] / (40 * 24))
     assert facts["level"] in lqz.QUALITIES and facts["tiles"] == 1
+    assert facts["writer"] == f"lqz {lqz.__version__}" and f"writer  lqz {lqz.__version__}" in text
 
 
 # ---------------------------------------------------------------------------------------------

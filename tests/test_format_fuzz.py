@@ -97,7 +97,7 @@ def valid_file(r: random.Random) -> bytes:
     header = fmt.Header(
         version=1,
         model_id=r.choice([MODEL, b"\0" * 8]),
-        quality=r.randrange(256),
+        level=r.randrange(256),
         fine=0,
         width=width,
         height=height,

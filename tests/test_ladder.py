@@ -65,7 +65,7 @@ def test_each_quality_uses_its_model_and_level(ladder: Path) -> None:
         data = lqz.encode(picture(), quality=quality)
         header = fmt.read_header(data)
         assert header.model_id == model_id(ladder.parent / f"{name}.safetensors")
-        assert header.quality == level  # the model's own level
+        assert header.level == level  # the model's own level
         assert api.quality_of(header) == quality
         back = np.asarray(lqz.decode(data))
         assert back.shape == (19, 27, 3)
