@@ -700,6 +700,15 @@ def test_info(coded: Path) -> None:
     assert facts["writer"] == f"lqz {lqz.__version__}" and f"writer  lqz {lqz.__version__}" in text
 
 
+def test_info_of_a_version_1_file() -> None:
+    """Files written before the writer field: format version 1, writer unknown (JSON null)."""
+    frozen = sorted((Path(__file__).parent / "expected").glob("*.lqz"))[0]
+    text = ok(run("info", frozen)).stdout
+    assert "lqz version 1" in text and "writer  unknown (format version 1" in text
+    facts = json.loads(ok(run("info", frozen, "--json")).stdout)
+    assert facts["version"] == 1 and facts["writer"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # A real process
 
