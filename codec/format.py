@@ -374,12 +374,12 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
     writer = None
     if version >= 2:
         (raw,) = _WRITER.unpack_from(view, _FIXED.size)
-        text = raw.rstrip(b"\0")
-        if b"\0" in text or not all(0x20 <= c <= 0x7E for c in text) or not text:
-            raise ImplausibleHeader(
-                "implausible .lqz header: the writer field is not printable ASCII padded with NULs"
-            )
-        writer = text.decode("ascii")
+        writer = raw.rstrip(b"\0").decode("latin-1")
+        problem = _writer_problem(version, writer)
+        if "\0" in writer:
+            problem = f"writer field {writer!r} has a NUL byte before its end"
+        if problem is not None:
+            raise ImplausibleHeader(f"implausible .lqz header: {problem}")
     # From here the fixed fields are what the writer wrote: check they make sense.
     if flags & ~KNOWN_FLAGS:
         raise ImplausibleHeader(f"implausible .lqz header: unknown flag bits 0x{flags:02x}")
