@@ -97,7 +97,7 @@ def test_files_of_a_model_outside_the_ladder_or_bad_levels_are_refused(
     header, tiles, alpha = fmt.unpack(data)
     fields = {f: getattr(header, f) for f in header.__dataclass_fields__}
     for level in (0, 4):  # the low model has levels 1..3
-        forged = fmt.pack(fmt.Header(**{**fields, "quality": level}), [bytes(t) for t in tiles])
+        forged = fmt.pack(fmt.Header(**{**fields, "level": level}), [bytes(t) for t in tiles])
         with pytest.raises(ImplausibleHeader, match=f"level {level} is not a level"):
             lqz.decode(forged)
     other = tiny(tmp_path / "other.safetensors", 9, (1, 2, 3))
