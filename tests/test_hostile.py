@@ -48,12 +48,10 @@ def model_points() -> list[tuple[str, bytes, int]]:
 @cache
 def real_tile(model_id: bytes, level: int, size: int = 48) -> bytes:
     """The payload of a real ``size``-square tile coded with ``model_id`` at ``level``."""
-    codec = api.loaded_codec()
-    path = codec.ladder.weights_for(model_id)
-    loaded = api._load(path, model_id)
     from lqz.nn.coding import encode_tile
 
-    groups = loaded.model.config.groups_at(level)
+    header = fmt.read_header(hostile_file("empty", model_id, level))
+    loaded, groups = api.loaded_codec().for_header(header)
     return encode_tile(loaded.model, picture(level, size), groups)
 
 
