@@ -19,29 +19,20 @@ from .common import (
 )
 
 
-def _quality(header: Any) -> int | None:
-    """The quality of the ladder in use that the file's (model, level) is, if any."""
-    from lqz.errors import LqzError
-    from lqz.ladder import Ladder, ladder_path
-
-    try:
-        return Ladder.load(ladder_path()).quality_of(header.model_id, header.quality)
-    except LqzError:
-        return None
-
-
 def describe(data: bytes) -> dict[str, Any]:
     """The facts ``lqz info`` prints, for an .lqz file's bytes (validated: every section read)."""
     from lqz import format as fmt
+    from lqz.api import quality_of
 
     fmt.read_header(data)  # the first error is the header's if it is the header that is bad
     header, tiles, alpha = fmt.unpack(data, known_model_ids=None)
     pixels = header.width * header.height
     return {
         "version": header.version,
+        "writer": header.writer,
         "model": header.model_id.hex(),
-        "quality": _quality(header),
-        "level": header.quality,
+        "quality": quality_of(header),
+        "level": header.level,
         "width": header.width,
         "height": header.height,
         "channels": header.channels,
@@ -63,6 +54,10 @@ def render(facts: dict[str, Any], name: str) -> str:
     rows = [
         ("file", name),
         ("format", f"lqz version {facts['version']}"),
+        (
+            "writer",
+            facts["writer"] or f"unknown (format version {facts['version']} does not record it)",
+        ),
         ("model", facts["model"]),
         (
             "quality",
@@ -89,7 +84,7 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="JSON output (one object per file and line).")
 @common_options
 def info(inputs: tuple[str, ...], as_json: bool, quiet: bool, debug: bool) -> int:
-    """Show what an .lqz file holds: format version, model, level, size, bytes, bpp, tiles.
+    """Show what an .lqz file holds: format version, writer, model, level, size, bytes, bpp, tiles.
 
     Works without the model (and for files of other models). The whole file is checked: a
     corrupt or truncated file is an error (exit code 3).

@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import format as fmt
 from .effort import DEFAULT_EFFORT, MAX_EFFORT
-from .errors import ImageTooLarge, ImplausibleHeader, LqzError
+from .errors import ImageTooLarge, ImplausibleHeader, LqzError, UnknownModel
 from .images import prepare, restore
 from .ladder import Ladder, ladder_path
 
@@ -82,12 +82,12 @@ class Codec:
         assert path is not None
         loaded = _load(path, header.model_id)
         levels = loaded.model.config.levels
-        if not 1 <= header.quality <= len(levels):
+        if not 1 <= header.level <= len(levels):
             raise ImplausibleHeader(
-                f"level {header.quality} is not a level of model {header.model_id.hex()} "
+                f"level {header.level} is not a level of model {header.model_id.hex()} "
                 f"(1..{len(levels)})"
             )
-        return loaded, levels[header.quality - 1]
+        return loaded, levels[header.level - 1]
 
     def runs(self) -> list[tuple[int, ...]]:
         """The qualities split into maximal runs that use one model, ascending."""
@@ -123,9 +123,16 @@ def qualities() -> tuple[int, ...]:
 def quality_of(header: fmt.Header) -> int | None:
     """The quality a file with ``header`` was coded at, if the ladder in use has its model."""
     try:
-        return loaded_codec().ladder.quality_of(header.model_id, header.quality)
+        return loaded_codec().ladder.quality_of(header.model_id, header.level)
     except LqzError:
         return None
+
+
+def writer() -> str:
+    """What this release records as the writer of the files it makes (``"lqz 0.1.0"``)."""
+    from . import __version__
+
+    return f"lqz {__version__}"
 
 
 def default_quality() -> int:
@@ -169,13 +176,14 @@ def _encode_at(prepared, codec: Codec, quality: int, tile_size: int, effort: int
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=loaded.model_id,
-        quality=level,
+        level=level,
         fine=0,
         width=prepared.width,
         height=prepared.height,
         channels=1 if prepared.gray else 3,
         has_alpha=prepared.alpha is not None,
         tile_size=tile_size,
+        writer=writer(),
     )
     tiles = [
         encode_tile(loaded.model, prepared.rgb[y0:y1, x0:x1], groups, effort)
@@ -276,15 +284,24 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
     data = bytes(data)
     check_size(fmt.read_header(data), max_pixels)
     codec = loaded_codec()
-    header, tiles, alpha_section = fmt.unpack(data, known_model_ids=codec.model_ids)
+    try:
+        header, tiles, alpha_section = fmt.unpack(data, known_model_ids=codec.model_ids)
+    except UnknownModel:
+        header = fmt.read_header(data)
+        raise UnknownModel(
+            f"the .lqz file needs model {header.model_id.hex()}, which {writer()} does not "
+            f"ship (file written by {fmt.describe_writer(header)})"
+        ) from None
     loaded, groups = codec.for_header(header)
-    rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
-    with torch.inference_mode():
-        for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
-            rgb[y0:y1, x0:x1] = decode_tile(loaded.model, bytes(payload), groups, y1 - y0, x1 - x0)
+    # The alpha plane first: it costs at most width x height bytes of inflating, and a corrupt
+    # one then fails before the tiles' far costlier decoding.
     alpha = (
         fmt.decompress_alpha(alpha_section, header.width, header.height)
         if header.has_alpha and alpha_section is not None
         else None
     )
+    rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
+            rgb[y0:y1, x0:x1] = decode_tile(loaded.model, bytes(payload), groups, y1 - y0, x1 - x0)
     return restore(rgb, header.channels == 1, alpha)

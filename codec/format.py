@@ -1,9 +1,10 @@
-"""The ``.lqz`` container, format version 1: the one module that reads and writes it.
+"""The ``.lqz`` container, format versions 1 and 2: the one module that reads and writes it.
 
 Layout (all integers little-endian; ``docs/FORMAT.md`` is the full specification)::
 
-    fixed header   44 bytes   magic, version, flags, model id, quality, fine, width, height,
-                              channels, tile size, tile count, file length, CRC32 of bytes 0-39
+    fixed header   44 bytes   magic, version, flags, model id, level, fine, width, height,
+                   (v1) or    channels, tile size, tile count, file length, in version 2 the
+                   60 (v2)    writer (16 bytes), then the CRC32 of all the bytes before it
     section table  8 x E      (u32 length, u32 CRC32) per section: the tiles row-major,
                               then the alpha section if flag bit 0 is set
     index CRC      4 bytes    CRC32 of everything before it (fixed header and table)
@@ -44,6 +45,7 @@ __all__ = [
     "Section",
     "compress_alpha",
     "decompress_alpha",
+    "describe_writer",
     "header_size",
     "pack",
     "read_header",
@@ -59,9 +61,10 @@ Buffer = bytes | bytearray | memoryview
 #: PNG-style signature: a high-bit byte (catches 7-bit channels), the name, CR LF (catches
 #: newline conversion), ^Z (stops ``type`` on DOS) and LF.
 MAGIC = b"\x89LQZ\r\n\x1a\n"
-FORMAT_VERSION = 1
-#: Versions this module reads.
-SUPPORTED_VERSIONS = frozenset({FORMAT_VERSION})
+#: The version :func:`pack` writes by default (version 2 records the writer).
+FORMAT_VERSION = 2
+#: Versions this module reads and writes.
+SUPPORTED_VERSIONS = frozenset({1, 2})
 
 MODEL_ID_SIZE = 8
 MAX_DIMENSION = 65535
@@ -73,7 +76,9 @@ MAX_TILE_SIZE = 4096
 MAX_TILES = math.ceil(MAX_DIMENSION / TILE_ALIGN) ** 2
 #: Largest section (tile payload or alpha section).
 MAX_SECTION_LENGTH = 2**32 - 1
-MAX_QUALITY = 255
+MAX_LEVEL = 255
+#: Bytes of the version 2 writer field (printable ASCII, NUL-padded on the right).
+WRITER_SIZE = 16
 
 #: Channel layout codes (the code is the number of coded colour channels).
 CHANNELS_GRAY = 1
@@ -89,19 +94,23 @@ ALPHA_ZLIB_LEVEL = 9
 #: Output chunk of the bounded alpha decompression.
 _ALPHA_CHUNK = 1 << 20
 
-# magic, version, flags, model id, quality, fine, width, height, channels, reserved,
-# tile size, tile count, file length
+# magic, version, flags, model id, level, fine, width, height, channels, reserved,
+# tile size, tile count, file length (version 2 follows it with the writer field)
 _FIXED = struct.Struct("<8sBB8sBBHHBBHIQ")
+_WRITER = struct.Struct(f"<{WRITER_SIZE}s")
 _CRC = struct.Struct("<I")
 _ENTRY = struct.Struct("<II")
-#: Bytes of the fixed header including its CRC32 (offsets 0-43).
+#: Bytes of the version 1 fixed header including its CRC32 (offsets 0-43).
 FIXED_HEADER_SIZE = _FIXED.size + _CRC.size
+#: Bytes of the fixed header of each version, including its CRC32.
+FIXED_HEADER_SIZES = {1: FIXED_HEADER_SIZE, 2: _FIXED.size + _WRITER.size + _CRC.size}
 ENTRY_SIZE = _ENTRY.size
 CRC_SIZE = _CRC.size
 #: Bytes needed to read the version (magic plus the version byte).
 _VERSION_END = len(MAGIC) + 1
 
-assert _FIXED.size == 40 and FIXED_HEADER_SIZE == 44 and ENTRY_SIZE == 8
+assert _FIXED.size == 40 and FIXED_HEADER_SIZE == 44 and FIXED_HEADER_SIZES[2] == 60
+assert ENTRY_SIZE == 8
 
 
 # --- header ------------------------------------------------------------------------------------
@@ -110,7 +119,7 @@ assert _FIXED.size == 40 and FIXED_HEADER_SIZE == 44 and ENTRY_SIZE == 8
 def _field_problem(
     version: int,
     model_id: bytes,
-    quality: int,
+    level: int,
     fine: int,
     width: int,
     height: int,
@@ -118,14 +127,14 @@ def _field_problem(
     tile_size: int,
 ) -> str | None:
     """What is wrong with these header values (a one-line message), or None."""
-    if version != FORMAT_VERSION:
-        return f"version {version} is not {FORMAT_VERSION}"
+    if version not in SUPPORTED_VERSIONS:
+        return f"version {version} is not one of {sorted(SUPPORTED_VERSIONS)}"
     if len(model_id) != MODEL_ID_SIZE:
         return f"model id must be {MODEL_ID_SIZE} bytes, got {len(model_id)}"
-    if not 0 <= quality <= MAX_QUALITY:
-        return f"quality {quality} outside 0..{MAX_QUALITY}"
+    if not 0 <= level <= MAX_LEVEL:
+        return f"level {level} outside 0..{MAX_LEVEL}"
     if fine != 0:
-        return f"fine setting {fine} is reserved and must be 0 in version {FORMAT_VERSION}"
+        return f"fine setting {fine} is reserved and must be 0 in version {version}"
     for name, side in (("width", width), ("height", height)):
         if not MIN_DIMENSION <= side <= MAX_DIMENSION:
             return f"{name} {side} outside {MIN_DIMENSION}..{MAX_DIMENSION}"
@@ -140,23 +149,26 @@ def _field_problem(
 class Header:
     """Everything the fixed header records (the section table lives in the file only).
 
+    ``level`` is the level of the model (1-based), ``writer`` the program that wrote the file
+    (``"lqz 0.1.0"``): required in version 2, ``None`` in version 1, which does not record it.
     Constructing one with values the format cannot store raises
     :class:`~lqz.errors.FormatLimitError`.
     """
 
     version: int
     model_id: bytes
-    quality: int
+    level: int
     fine: int
     width: int
     height: int
     channels: int
     has_alpha: bool
     tile_size: int
+    writer: str | None = None
 
     def __post_init__(self) -> None:
         try:
-            for name in ("version", "quality", "fine", "width", "height", "channels", "tile_size"):
+            for name in ("version", "level", "fine", "width", "height", "channels", "tile_size"):
                 object.__setattr__(self, name, operator.index(getattr(self, name)))
             object.__setattr__(self, "model_id", bytes(self.model_id))
         except TypeError as exc:
@@ -165,13 +177,13 @@ class Header:
         problem = _field_problem(
             self.version,
             self.model_id,
-            self.quality,
+            self.level,
             self.fine,
             self.width,
             self.height,
             self.channels,
             self.tile_size,
-        )
+        ) or _writer_problem(self.version, self.writer)
         if problem is not None:
             raise FormatLimitError(f"cannot store in an .lqz header: {problem}")
 
@@ -213,9 +225,27 @@ class Header:
         ]
 
 
+def _writer_problem(version: int, writer: object) -> str | None:
+    """What is wrong with the writer of a ``version`` header (a one-line message), or None."""
+    if version == 1:
+        return None if writer is None else "format version 1 does not record the writer"
+    if not isinstance(writer, str):
+        return f"format version {version} records the writer: a string, not {writer!r}"
+    if not 1 <= len(writer) <= WRITER_SIZE or not all(" " <= c <= "~" for c in writer):
+        return f"writer {writer!r} is not 1..{WRITER_SIZE} printable ASCII characters"
+    return None
+
+
+def describe_writer(header: Header) -> str:
+    """The writer of a file in words: ``"lqz 0.1.0"``, or why it is unknown."""
+    if header.writer is None:
+        return f"unknown (format version {header.version} does not record it)"
+    return header.writer
+
+
 def header_size(header: Header) -> int:
     """Bytes before the first payload byte: fixed header, section table and index CRC."""
-    return FIXED_HEADER_SIZE + ENTRY_SIZE * header.num_sections + CRC_SIZE
+    return FIXED_HEADER_SIZES[header.version] + ENTRY_SIZE * header.num_sections + CRC_SIZE
 
 
 class Section(NamedTuple):
@@ -264,7 +294,7 @@ def pack(header: Header, tiles: Sequence[Buffer], alpha: Buffer | None = None) -
         header.version,
         flags,
         header.model_id,
-        header.quality,
+        header.level,
         header.fine,
         header.width,
         header.height,
@@ -274,6 +304,8 @@ def pack(header: Header, tiles: Sequence[Buffer], alpha: Buffer | None = None) -
         header.num_tiles,
         file_length,
     )
+    if header.writer is not None:
+        fixed += _WRITER.pack(header.writer.encode("ascii"))
     out = bytearray(fixed)
     out += _CRC.pack(zlib.crc32(fixed))
     for s in sections:
@@ -316,16 +348,17 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
             f"unsupported .lqz format version {version} (this reader knows version "
             f"{', '.join(map(str, sorted(SUPPORTED_VERSIONS)))})"
         )
-    if n < FIXED_HEADER_SIZE:
+    fixed_size = FIXED_HEADER_SIZES[version]
+    if n < fixed_size:
         raise TruncatedFile(
-            f"truncated .lqz file: {_size(n)}, the fixed header alone has {FIXED_HEADER_SIZE}"
+            f"truncated .lqz file: {_size(n)}, the fixed header alone has {fixed_size}"
         )
     (
         _magic,
         version,
         flags,
         model_id,
-        quality,
+        level,
         fine,
         width,
         height,
@@ -335,27 +368,37 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
         declared_tiles,
         file_length,
     ) = _FIXED.unpack_from(view, 0)
-    (stored,) = _CRC.unpack_from(view, _FIXED.size)
-    if zlib.crc32(view[: _FIXED.size]) != stored:
+    (stored,) = _CRC.unpack_from(view, fixed_size - CRC_SIZE)
+    if zlib.crc32(view[: fixed_size - CRC_SIZE]) != stored:
         raise ChecksumMismatch("corrupt .lqz file: header CRC32 mismatch")
+    writer = None
+    if version >= 2:
+        (raw,) = _WRITER.unpack_from(view, _FIXED.size)
+        writer = raw.rstrip(b"\0").decode("latin-1")
+        problem = _writer_problem(version, writer)
+        if "\0" in writer:
+            problem = f"writer field {writer!r} has a NUL byte before its end"
+        if problem is not None:
+            raise ImplausibleHeader(f"implausible .lqz header: {problem}")
     # From here the fixed fields are what the writer wrote: check they make sense.
     if flags & ~KNOWN_FLAGS:
         raise ImplausibleHeader(f"implausible .lqz header: unknown flag bits 0x{flags:02x}")
     if reserved != 0:
         raise ImplausibleHeader(f"implausible .lqz header: reserved byte is {reserved}, not 0")
-    problem = _field_problem(version, model_id, quality, fine, width, height, channels, tile_size)
+    problem = _field_problem(version, model_id, level, fine, width, height, channels, tile_size)
     if problem is not None:
         raise ImplausibleHeader(f"implausible .lqz header: {problem}")
     header = Header(
         version=version,
         model_id=model_id,
-        quality=quality,
+        level=level,
         fine=fine,
         width=width,
         height=height,
         channels=channels,
         has_alpha=bool(flags & FLAG_ALPHA),
         tile_size=tile_size,
+        writer=writer,
     )
     if declared_tiles != header.num_tiles:
         raise ImplausibleHeader(
@@ -375,9 +418,7 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
     (stored,) = _CRC.unpack_from(view, head_len - CRC_SIZE)
     if zlib.crc32(view[: head_len - CRC_SIZE]) != stored:
         raise ChecksumMismatch("corrupt .lqz file: section table CRC32 mismatch")
-    table = np.frombuffer(
-        view, dtype="<u4", count=2 * header.num_sections, offset=FIXED_HEADER_SIZE
-    )
+    table = np.frombuffer(view, dtype="<u4", count=2 * header.num_sections, offset=fixed_size)
     table = table.reshape(header.num_sections, 2)
     payload = int(table[:, 0].sum(dtype=np.uint64))
     if head_len + payload != file_length:
@@ -402,7 +443,8 @@ def read_header(data: Buffer) -> Header:
 def _check_model(header: Header, known_model_ids: Collection[bytes] | None) -> None:
     if known_model_ids is not None and header.model_id not in {bytes(m) for m in known_model_ids}:
         raise UnknownModel(
-            f"the .lqz file needs model {header.model_id.hex()}, which is not available"
+            f"the .lqz file needs model {header.model_id.hex()}, which is not available here "
+            f"(file written by {describe_writer(header)})"
         )
 
 

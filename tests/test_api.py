@@ -196,13 +196,14 @@ def _declaring(width: int, height: int) -> bytes:
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=api.loaded_codec().at(1)[0].model_id,
-        quality=1,
+        level=1,
         fine=0,
         width=width,
         height=height,
         channels=3,
         has_alpha=False,
         tile_size=fmt.MAX_TILE_SIZE,
+        writer=api.writer(),
     )
     return fmt.pack(header, [b""] * header.num_tiles)
 
@@ -263,3 +264,27 @@ def test_refinement_never_decodes_worse_and_keeps_the_format() -> None:
         # the best-MSE iterate is kept; 8-bit rounding of the output may cost a hair
         assert np.mean((refined - rgb) ** 2) <= np.mean((plain - rgb) ** 2) * 1.001 + 1e-9
         assert lqz.encode(rgb, quality=quality, effort=4) == refined_data  # deterministic
+
+
+def test_files_record_their_writer_and_foreign_models_name_it() -> None:
+    """New files say which release wrote them; a file of a model this release does not ship
+    fails with one line naming the model and the writer (version 1 files: unknown writer)."""
+    from lqz import api
+    from lqz import format as fmt
+    from lqz.errors import UnknownModel
+
+    data = lqz.encode(picture(16, 16), quality=lqz.QUALITIES[0], effort=0)
+    header, tiles, _ = fmt.unpack(data)
+    assert header.version == fmt.FORMAT_VERSION == 2 and header.writer == api.writer()
+    assert api.writer() == f"lqz {lqz.__version__}"
+    for version, writer, named in ((2, "lqz 9.9.9", "lqz 9.9.9"), (1, None, "format version 1")):
+        fields = {**header.__dict__, "version": version, "writer": writer, "model_id": b"\x42" * 8}
+        foreign = fmt.pack(fmt.Header(**fields), [bytes(t) for t in tiles])
+        with pytest.raises(UnknownModel) as info:
+            lqz.decode(foreign)
+        message = str(info.value)
+        assert "\n" not in message and "4242424242424242" in message and named in message
+        assert api.writer() in message
+    # The same tile in a version 1 container (no writer) decodes to the same pixels.
+    old = fmt.pack(fmt.Header(**{**header.__dict__, "version": 1, "writer": None}), tiles)
+    assert np.array_equal(np.asarray(lqz.decode(old)), np.asarray(lqz.decode(data)))

@@ -551,13 +551,14 @@ def test_pixel_bomb_refused(tmp_path: Path) -> None:
     bomb = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=api.loaded_codec().at(1)[0].model_id,
-        quality=1,
+        level=1,
         fine=0,
         width=65535,
         height=65535,
         channels=3,
         has_alpha=False,
         tile_size=fmt.MAX_TILE_SIZE,
+        writer=api.writer(),
     )
     path = tmp_path / "bomb.lqz"
     path.write_bytes(fmt.pack(bomb, [b""] * bomb.num_tiles))
@@ -696,6 +697,16 @@ def test_info(coded: Path) -> None:
     assert (facts["width"], facts["height"]) == (40, 24)
     assert facts["bpp"] == pytest.approx(8 * facts["bytes"] / (40 * 24))
     assert facts["level"] in lqz.QUALITIES and facts["tiles"] == 1
+    assert facts["writer"] == f"lqz {lqz.__version__}" and f"writer  lqz {lqz.__version__}" in text
+
+
+def test_info_of_a_version_1_file() -> None:
+    """Files written before the writer field: format version 1, writer unknown (JSON null)."""
+    frozen = sorted((Path(__file__).parent / "expected").glob("*.lqz"))[0]
+    text = ok(run("info", frozen)).stdout
+    assert "lqz version 1" in text and "writer  unknown (format version 1" in text
+    facts = json.loads(ok(run("info", frozen, "--json")).stdout)
+    assert facts["version"] == 1 and facts["writer"] is None
 
 
 # ---------------------------------------------------------------------------------------------

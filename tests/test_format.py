@@ -36,7 +36,7 @@ GOLDEN = bytes.fromhex(
     "01"  # 8   version 1
     "01"  # 9   flags: alpha
     "0102030405060708"  # 10  model id
-    "05"  # 18  quality 5
+    "05"  # 18  level 5
     "00"  # 19  fine 0
     "2800"  # 20  width 40
     "1400"  # 22  height 20
@@ -56,7 +56,7 @@ GOLDEN = bytes.fromhex(
 GOLDEN_HEADER = fmt.Header(
     version=1,
     model_id=MODEL,
-    quality=5,
+    level=5,
     fine=0,
     width=40,
     height=20,
@@ -66,11 +66,53 @@ GOLDEN_HEADER = fmt.Header(
 )
 
 
+#: The same image as :data:`GOLDEN` in format version 2, written by "lqz 0.1.0".
+GOLDEN_V2 = bytes.fromhex(
+    "894c515a0d0a1a0a"  # 0   magic
+    "02"  # 8   version 2
+    "01"  # 9   flags: alpha
+    "0102030405060708"  # 10  model id
+    "05"  # 18  level 5
+    "00"  # 19  fine 0
+    "2800"  # 20  width 40
+    "1400"  # 22  height 20
+    "01"  # 24  channels: gray
+    "00"  # 25  reserved
+    "2000"  # 26  tile size 32
+    "02000000"  # 28  2 tiles
+    "6b00000000000000"  # 32  file length 107
+    "6c717a20302e312e3000000000000000"  # 40  writer "lqz 0.1.0", NUL-padded to 16 bytes
+    "bd9a9c0d"  # 56  CRC32 of bytes 0-55
+    "02000000074c6930"  # 60  tile 0: 2 bytes, CRC32
+    "0000000000000000"  # 68  tile 1: 0 bytes, CRC32 0
+    "11000000da1dee1e"  # 76  alpha: 17 bytes, CRC32
+    "6a2100e4"  # 84  CRC32 of bytes 0-83
+    "4142"  # 88  tile 0
+    "78dafbff7f148c8251800b0000f8921d0e"  # 90  alpha section (zlib)
+)
+GOLDEN_V2_HEADER = fmt.Header(
+    version=2,
+    model_id=MODEL,
+    level=5,
+    fine=0,
+    width=40,
+    height=20,
+    channels=1,
+    has_alpha=True,
+    tile_size=32,
+    writer="lqz 0.1.0",
+)
+WRITER = "lqz 9.8.7"
+
+
 def make_header(**changes: object) -> fmt.Header:
+    """A version 1 header (``version=2``: a version 2 one, with :data:`WRITER`)."""
+    if changes.get("version") == 2:
+        changes.setdefault("writer", WRITER)
     fields = dict(
         version=1,
         model_id=MODEL,
-        quality=3,
+        level=3,
         fine=0,
         width=100,
         height=37,
@@ -82,9 +124,9 @@ def make_header(**changes: object) -> fmt.Header:
     return fmt.Header(**fields)  # type: ignore[arg-type]
 
 
-def small_file(has_alpha: bool = True) -> bytes:
+def small_file(has_alpha: bool = True, version: int = 1) -> bytes:
     """100x37 RGB in 32-pixel tiles (4x2 = 8 tiles of 0..7 bytes), optional alpha."""
-    header = make_header(has_alpha=has_alpha)
+    header = make_header(has_alpha=has_alpha, version=version)
     tiles = [bytes([65 + i]) * i for i in range(header.num_tiles)]
     alpha = np.arange(100 * 37, dtype=np.uint8).reshape(37, 100) if has_alpha else None
     return fmt.pack(header, tiles, fmt.compress_alpha(alpha) if has_alpha else None)
@@ -101,6 +143,7 @@ def forge(
     reserved: int = 0,
     fine: int = 0,
     version: int = 1,
+    writer: bytes = WRITER.encode(),
     entries: list[tuple[int, int]] | None = None,
     file_length: int | None = None,
     payload: bytes = b"",
@@ -111,7 +154,7 @@ def forge(
         tiles = derived
     if entries is None:
         entries = [(0, 0)] * (min(derived, 1000) + (flags & 1))
-    head_len = fmt.FIXED_HEADER_SIZE + 8 * len(entries) + 4
+    head_len = fmt.FIXED_HEADER_SIZES.get(version, 44) + 8 * len(entries) + 4
     if file_length is None:
         file_length = head_len + len(payload)
     fixed = struct.pack(
@@ -130,6 +173,8 @@ def forge(
         tiles,
         file_length,
     )
+    if version == 2:
+        fixed += writer.ljust(16, b"\0")
     out = bytearray(fixed + struct.pack("<I", zlib.crc32(fixed)))
     for entry in entries:
         out += struct.pack("<II", *entry)
@@ -158,8 +203,18 @@ def test_golden_file() -> None:
     assert plane.shape == (20, 40) and plane.dtype == np.uint8 and (plane == 255).all()
 
 
+def test_golden_file_version_2() -> None:
+    assert fmt.pack(GOLDEN_V2_HEADER, [b"AB", b""], GOLDEN[74:]) == GOLDEN_V2
+    header, got, got_alpha = fmt.unpack(GOLDEN_V2, known_model_ids={MODEL})
+    assert header == GOLDEN_V2_HEADER and header.writer == "lqz 0.1.0"
+    assert [bytes(t) for t in got] == [b"AB", b""] and got_alpha == GOLDEN[74:]
+    assert fmt.read_header(GOLDEN).writer is None  # version 1 does not record it
+    assert fmt.describe_writer(fmt.read_header(GOLDEN)).startswith("unknown")
+
+
 def test_constants() -> None:
-    assert fmt.FORMAT_VERSION == 1 and fmt.MAGIC == b"\x89LQZ\r\n\x1a\n"
+    assert fmt.FORMAT_VERSION == 2 and fmt.MAGIC == b"\x89LQZ\r\n\x1a\n"
+    assert sorted(fmt.SUPPORTED_VERSIONS) == [1, 2] and fmt.FIXED_HEADER_SIZES == {1: 44, 2: 60}
     assert fmt.FIXED_HEADER_SIZE == 44 and fmt.ENTRY_SIZE == 8 and fmt.CRC_SIZE == 4
     assert fmt.MAX_DIMENSION == 65535 and fmt.MAX_TILE_SIZE == 4096 and fmt.TILE_ALIGN == 16
     assert fmt.MAX_TILES == 4096 * 4096
@@ -196,10 +251,16 @@ def headers(draw: st.DrawFn, max_tiles_per_side: int = 5) -> fmt.Header:
         if low > fmt.MAX_DIMENSION:
             count, low = 1, 1
         sides.append(draw(st.integers(low, min(count * tile_size, fmt.MAX_DIMENSION))))
+    version = draw(st.sampled_from(sorted(fmt.SUPPORTED_VERSIONS)))
+    writer = None
+    if version >= 2:
+        alphabet = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+        writer = draw(st.text(alphabet, min_size=1, max_size=fmt.WRITER_SIZE))
     return fmt.Header(
-        version=fmt.FORMAT_VERSION,
+        version=version,
+        writer=writer,
         model_id=draw(st.binary(min_size=8, max_size=8)),
-        quality=draw(st.integers(0, 255)),
+        level=draw(st.integers(0, 255)),
         fine=0,
         width=sides[0],
         height=sides[1],
@@ -267,10 +328,17 @@ def test_sections_read_independently() -> None:
 
 def test_header_and_pack_refuse_unstorable_values() -> None:
     for changes in (
-        dict(version=2),
+        dict(version=3),
+        dict(version=2, writer=None),
+        dict(version=2, writer=""),
+        dict(version=2, writer="lqz é"),
+        dict(version=2, writer="lqz\n0.1"),
+        dict(version=2, writer="x" * 17),
+        dict(version=2, writer=b"lqz"),
+        dict(writer="lqz 0.1.0"),  # version 1 has no writer field
         dict(model_id=b"short"),
-        dict(quality=256),
-        dict(quality=-1),
+        dict(level=256),
+        dict(level=-1),
         dict(fine=1),
         dict(width=0),
         dict(height=65536),
@@ -305,7 +373,7 @@ def test_bad_magic() -> None:
             fmt.read_header(data)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unsupported_version(version: int) -> None:
     for data in (forge(version=version), small_file()[:8] + bytes([version]) + small_file()[9:]):
         with pytest.raises(UnsupportedVersion) as exc:
@@ -317,7 +385,9 @@ def test_unknown_model() -> None:
     blob = small_file()
     with pytest.raises(UnknownModel) as exc:
         fmt.unpack(blob, known_model_ids={OTHER_MODEL})
-    assert MODEL.hex() in one_line(exc)
+    assert MODEL.hex() in one_line(exc) and "format version 1" in one_line(exc)
+    with pytest.raises(UnknownModel, match=f"{MODEL.hex()}.*written by {WRITER}"):
+        fmt.unpack(small_file(version=2), known_model_ids={OTHER_MODEL})
     with pytest.raises(UnknownModel):
         fmt.unpack(blob, known_model_ids=[])
     with pytest.raises(UnknownModel):
@@ -326,9 +396,10 @@ def test_unknown_model() -> None:
     assert fmt.unpack(blob, known_model_ids=[OTHER_MODEL, bytearray(MODEL)])[0].model_id == MODEL
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("has_alpha", [True, False])
-def test_truncation_at_every_offset(has_alpha: bool) -> None:
-    blob = small_file(has_alpha)
+def test_truncation_at_every_offset(has_alpha: bool, version: int) -> None:
+    blob = small_file(has_alpha, version)
     head_len = fmt.header_size(fmt.read_header(blob))
     for cut in range(len(blob)):
         with pytest.raises(TruncatedFile) as exc:
@@ -338,11 +409,12 @@ def test_truncation_at_every_offset(has_alpha: bool) -> None:
             with pytest.raises(TruncatedFile):
                 fmt.read_header(blob[:cut])
         else:
-            assert fmt.read_header(blob[:cut]) == make_header(has_alpha=has_alpha)
+            assert fmt.read_header(blob[:cut]) == make_header(has_alpha=has_alpha, version=version)
 
 
-def test_flipped_bits() -> None:
-    blob = small_file()
+@pytest.mark.parametrize("version", [1, 2])
+def test_flipped_bits(version: int) -> None:
+    blob = small_file(version=version)
     for pos in range(len(blob)):
         for bit in range(8):
             damaged = bytearray(blob)
@@ -410,9 +482,16 @@ def test_huge_image_tiny_file(tile_size: int) -> None:
         dict(entries=[(0xFFFFFFFF, 0)] * 8),
         dict(entries=[(0, 0)] * 8, payload=b"xy", file_length=fmt.FIXED_HEADER_SIZE + 64 + 4 + 1),
         dict(file_length=0),
+        dict(version=2, writer=b""),
+        dict(version=2, writer=b"lqz\x000.1"),  # NUL inside the text
+        dict(version=2, writer=b"lqz \xff"),
+        dict(version=2, writer=b"lqz\t0.1"),
+        dict(version=2, writer=b"\0lqz"),
     ],
 )
 def test_implausible_header(fields: dict) -> None:
+    if fields.get("version") == 2:
+        assert fmt.read_header(forge(version=2)).writer == WRITER  # only the field is wrong
     data = forge(**fields)
     with pytest.raises(ImplausibleHeader) as exc:
         fmt.unpack(data)

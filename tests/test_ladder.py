@@ -65,7 +65,7 @@ def test_each_quality_uses_its_model_and_level(ladder: Path) -> None:
         data = lqz.encode(picture(), quality=quality)
         header = fmt.read_header(data)
         assert header.model_id == model_id(ladder.parent / f"{name}.safetensors")
-        assert header.quality == level  # the model's own level
+        assert header.level == level  # the model's own level
         assert api.quality_of(header) == quality
         back = np.asarray(lqz.decode(data))
         assert back.shape == (19, 27, 3)
@@ -97,7 +97,7 @@ def test_files_of_a_model_outside_the_ladder_or_bad_levels_are_refused(
     header, tiles, alpha = fmt.unpack(data)
     fields = {f: getattr(header, f) for f in header.__dataclass_fields__}
     for level in (0, 4):  # the low model has levels 1..3
-        forged = fmt.pack(fmt.Header(**{**fields, "quality": level}), [bytes(t) for t in tiles])
+        forged = fmt.pack(fmt.Header(**{**fields, "level": level}), [bytes(t) for t in tiles])
         with pytest.raises(ImplausibleHeader, match=f"level {level} is not a level"):
             lqz.decode(forged)
     other = tiny(tmp_path / "other.safetensors", 9, (1, 2, 3))

@@ -13,6 +13,14 @@ the same functions).
 
 Stream format: the constriction ``queue.RangeEncoder`` words as little-endian bytes, without
 trailing zero bytes (they are implicit; a stream that ends in a zero byte is rejected).
+
+The decoder's work is bounded by the stream: a range decoder reads one word per
+renormalization, in step with the encoder, so decoding a whole stream of ``W`` words reads
+``W + 1`` (the last one an implicit zero), more only if the stream ends in zero words (the seal's
+point word is zero: about 2^-32 of streams). A twin decoder reads the same words followed by
+:data:`PAD_WORDS` zeros and then noise: as long as both decode the same symbols, the decoder has
+read no further than ``W + PAD_WORDS``; a stream that needs more (truncated, forged or noise) is
+rejected as soon as the twins disagree, a few symbols later, not after the whole tile.
 """
 
 from __future__ import annotations
@@ -43,6 +51,12 @@ __all__ = ["CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits"]
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 CHECK_BITS = 16
 _CHECK_MODEL = constriction.stream.model.Uniform(1 << CHECK_BITS)
+#: Zero words the twin decoder reads past the stream's end before its noise tail: one is the
+#: implicit last word of every stream, the others absorb streams whose last words are zero.
+PAD_WORDS = 3
+#: The twin's tail after the zeros: fixed noise (any nonzero words will do), long enough that
+#: two decoders that have read different words disagree on a symbol long before it ends.
+_TWIN_TAIL = np.random.default_rng(0x4C515A).integers(1, 2**32, 256, dtype=np.uint32)
 
 
 class CorruptStream(FormatError):
@@ -117,7 +131,11 @@ class TokenEncoder:
 
 
 class TokenDecoder:
-    """Decodes a stream of :class:`TokenEncoder` with the same sequence of calls."""
+    """Decodes a stream of :class:`TokenEncoder` with the same sequence of calls.
+
+    Raises :class:`CorruptStream` as soon as the stream is used up (see the module docstring),
+    and at :meth:`finish` if the check value differs or any byte of the stream is unused.
+    """
 
     def __init__(self, data: bytes, threads: int | None = None) -> None:
         data = bytes(data)
@@ -125,8 +143,13 @@ class TokenDecoder:
             raise CorruptStream("token stream: trailing zero bytes (not produced by the encoder)")
         data += bytes(-len(data) % 4)
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        # The explicit zero word: once the decoder has read it, the stream's every word has been
+        # read, so maybe_exhausted() at the end tells "no unused word" exactly (see finish).
+        padded = np.append(words, np.uint32(0))
+        twin = np.concatenate([words, np.zeros(PAD_WORDS, np.uint32), _TWIN_TAIL])
         try:
-            self._coder = constriction.stream.queue.RangeDecoder(words)
+            self._coder = constriction.stream.queue.RangeDecoder(padded)
+            self._twin = constriction.stream.queue.RangeDecoder(twin)
         except Exception as error:  # constriction reports bad data with various types
             raise CorruptStream(f"token stream: {error}") from error
         self._check = 0
@@ -136,9 +159,18 @@ class TokenDecoder:
 
     def _decode(self, model: object, *args: object) -> np.ndarray:
         try:
-            return np.asarray(self._coder.decode(model, *args), dtype=np.int64)
+            out = np.asarray(self._coder.decode(model, *args), dtype=np.int64)
         except Exception as error:
             raise CorruptStream(f"token stream: {error}") from error
+        try:
+            same = np.array_equal(out, np.asarray(self._twin.decode(model, *args)))
+        except Exception:  # the twin read its noise tail into an invalid state
+            same = False
+        if not same:
+            raise CorruptStream(
+                "token stream: the data ends before the tokens do (truncated or corrupt payload)"
+            )
+        return out
 
     def decode(
         self, tables: np.ndarray | torch.Tensor, mix_logits: np.ndarray | torch.Tensor
@@ -174,7 +206,12 @@ class TokenDecoder:
         return join_index(shape, support, detail)
 
     def finish(self) -> None:
-        """Check the stream's end: raises :class:`CorruptStream` on a mismatch or unused data."""
+        """Check the stream's end: raises :class:`CorruptStream` on a mismatch or unused data.
+
+        A whole stream leaves the decoder past its last word, with the point the encoder's seal
+        chose: at most ``2^32`` above the interval's bottom. Any word left unread, or a last word
+        changed by more than one, fails ``maybe_exhausted``.
+        """
         if self._finished:
             return
         self._finished = True
