@@ -13,12 +13,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numba
-
 
 def set_numba_threads(threads: int | None = None) -> None:
     """Run numba's kernels on ``threads`` threads (default: torch's count, when torch is loaded),
     at most ``NUMBA_NUM_THREADS``; torch's thread count stays what it was."""
+    import numba
+
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     wanted = threads if threads is not None else torch_threads

@@ -23,7 +23,7 @@ import constriction
 import numpy as np
 import torch
 
-from ..errors import FormatError
+from ..errors import CorruptStream
 from .chain import (
     CHUNK,
     SummaryBuffers,
@@ -43,12 +43,6 @@ __all__ = ["CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits"]
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
 CHECK_BITS = 16
 _CHECK_MODEL = constriction.stream.model.Uniform(1 << CHECK_BITS)
-
-
-class CorruptStream(FormatError):
-    """The entropy-coded token stream is truncated, corrupted or does not match the calls.
-
-    A format error (exit code 3), like a damaged container: a tile payload is file content."""
 
 
 def _indices(indices: np.ndarray | torch.Tensor, count: int) -> np.ndarray:
