@@ -244,12 +244,15 @@ class _Pool:
             )
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self._executor.shutdown(wait=True)
-            return
-        processes = list((getattr(self._executor, "_processes", None) or {}).values())
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        executor, self._executor = self._executor, None
+        if kind is not None:
+            processes = list((getattr(executor, "_processes", None) or {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=5)
+        # joined and dropped here, so that its queues' semaphores are released before lqz exits
+        # (it skips the interpreter's clean-up, and multiprocessing's tracker would warn)
+        executor.shutdown(wait=True)
+        del executor

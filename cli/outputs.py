@@ -174,7 +174,8 @@ def _test_pause(tmp: Path) -> None:
     flag = os.environ.get(PAUSE_BEFORE_RENAME)
     if not flag:
         return
-    Path(flag).write_text(str(tmp))
+    Path(f"{flag}.tmp").write_text(str(tmp))
+    os.replace(f"{flag}.tmp", flag)
     deadline = time.monotonic() + PAUSE_SECONDS
     while time.monotonic() < deadline:
         time.sleep(0.05)

@@ -760,51 +760,59 @@ def _pause_env(tmp_path: Path, model: Path) -> tuple[dict[str, str], Path]:
 
 
 @pytest.mark.parametrize(
-    ("command", "signal_name", "code"),
-    [("encode", "SIGTERM", 143), ("decode", "SIGTERM", 143), ("encode", "SIGINT", 130)],
+    ("command", "signal_name", "code", "jobs"),
+    [
+        ("encode", "SIGTERM", 143, 1),
+        ("decode", "SIGTERM", 143, 1),
+        ("encode", "SIGINT", 130, 1),
+        pytest.param("encode", "SIGTERM", 143, 2, marks=pytest.mark.slow),
+    ],
 )
 def test_signal_while_writing_leaves_nothing_behind(
-    tmp_path: Path, model: Path, command: str, signal_name: str, code: int
+    tmp_path: Path, model: Path, command: str, signal_name: str, code: int, jobs: int
 ) -> None:
     """Killed between writing the temporary file and renaming it: no temporary file, no
-    partial output, and the existing output (--force) untouched."""
+    partial output, and the existing output (--force) untouched; with -j, the workers stop."""
     import signal
     import time
 
     work = tmp_path / "work"
     work.mkdir()
-    source = save(work / "photo.png", picture(24, 16))
+    sources = [save(work / f"photo{i}.png", picture(24, 16, seed=i)) for i in range(jobs)]
     if command == "decode":
-        ok(run("encode", source, "--quiet"))
-        source = source.with_suffix(".lqz")
-        target = work / "back.png"
+        ok(run("encode", *sources, "--quiet"))
+        sources = [source.with_suffix(".lqz") for source in sources]
+    if jobs == 1:
+        target = work / ("back.png" if command == "decode" else "out.lqz")
+        output = target
     else:
-        target = work / "out.lqz"
+        output = work / "out"
+        output.mkdir()
+        target = output / "photo0.lqz"  # the first to be written
     target.write_bytes(b"precious")
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
     env, flag = _pause_env(tmp_path, model)
+    command_line = [sys.executable, "-m", "lqz", command, *map(str, sources), "-o", str(output)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "lqz", command, str(source), "-o", str(target), "--force"],
-        stderr=subprocess.PIPE,
-        env=env,
+        [*command_line, "--force", "-j", str(jobs)], stderr=subprocess.PIPE, env=env
     )
     try:
         deadline = time.monotonic() + 600
         while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert flag.exists(), process.stderr.read().decode() if process.poll() is not None else ""
-        time.sleep(0.2)  # the flag's text is written
         temporary = Path(flag.read_text())
-        assert temporary.exists() and temporary.parent == work  # paused mid-write
+        assert temporary.exists() and temporary.parent == target.parent  # paused mid-write
         process.send_signal(getattr(signal, signal_name))
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == code, stderr.decode()
-    assert stderr.decode().splitlines()[-1].startswith("lqz: error: ")
+    assert stderr.decode().splitlines()[-1].startswith("lqz: error: "), stderr.decode()
     assert "Traceback" not in stderr.decode()
     assert target.read_bytes() == b"precious"
-    assert sorted(p.name for p in work.iterdir()) == sorted({source.name, "photo.png", target.name})
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
     no_leftovers(work)
 
 
