@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / ".." / "shared" / "kodak"
+#: ``../shared/kodak`` next to the repository, or the project's shared folder (worktrees).
+KODAK = [Path(__file__).resolve().parents[2] / "shared" / "kodak", Path("/work/shared/kodak")]
+DEFAULT_FOLDER = next((path for path in KODAK if path.is_dir()), KODAK[0])
 
 
 def contents(folder: Path) -> dict[str, bytes]:

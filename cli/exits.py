@@ -32,6 +32,23 @@ class ExitCode(IntEnum):
     TERMINATED = 128 + signal.SIGTERM  # kill, or a service manager stopping lqz
 
 
+#: What each code means, in short for ``lqz --help`` (docs/CLI.md has the full table).
+MEANINGS = {
+    ExitCode.OK: "ok",
+    ExitCode.ERROR: "usage or other error",
+    ExitCode.INPUT: "input missing or unreadable",
+    ExitCode.CORRUPT: "corrupt or invalid .lqz",
+    ExitCode.OUTPUT: "output exists or cannot be written",
+    ExitCode.PARTIAL: "some files of several failed",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.TERMINATED: "terminated (SIGTERM)",
+}
+
+
+def exit_codes_help() -> str:
+    return ", ".join(f"{int(code)} {MEANINGS[code]}" for code in ExitCode)
+
+
 class CliError(Exception):
     """A failure to report as ``lqz: error: MESSAGE`` with an exit code."""
 

@@ -734,7 +734,7 @@ def test_real_process(photo: Path, model: Path) -> None:
 def test_exit_codes_follow_the_errors_and_the_docs() -> None:
     """Each LqzError's own exit code is the command's; docs/CLI.md's table lists every code."""
     from lqz import errors
-    from lqz.cli.exits import CliError, ExitCode, classify
+    from lqz.cli.exits import MEANINGS, CliError, ExitCode, classify
 
     for cls in vars(errors).values():
         if (
@@ -750,6 +750,8 @@ def test_exit_codes_follow_the_errors_and_the_docs() -> None:
     table = docs[docs.index("## Exit codes") :].split("\n## ")[0]
     documented = {int(m[1]) for m in re.finditer(r"^\|\s*(\d+)\s*\|", table, re.MULTILINE)}
     assert documented == {int(code) for code in ExitCode}
+    top_help = " ".join(ok(run("--help")).stdout.split())
+    assert all(f"{int(code)} {meaning}" in top_help for code, meaning in MEANINGS.items())
 
 
 def _pause_env(tmp_path: Path, model: Path) -> tuple[dict[str, str], Path]:
