@@ -231,17 +231,27 @@ class _Pool:
         return self
 
     def submit(self, *args: Any) -> Any:
-        return self._executor.submit(*args)
+        from concurrent.futures import Future
+
+        try:
+            return self._executor.submit(*args)
+        except Exception as exc:  # the pool broke: a worker died
+            failed: Future[Outcome] = Future()
+            failed.set_exception(exc)
+            return failed
 
     def outcome(self, job: Job, future: Any) -> Outcome:
-        """The job's outcome; a worker that died (killed, out of memory) fails its jobs."""
+        """The job's outcome. A worker that dies (killed, out of memory) breaks the pool: the
+        jobs not done by then fail."""
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return future.result()
+        except BrokenProcessPool:
+            reason = "a worker process died (killed, or out of memory)"
         except Exception as exc:
-            reason = one_line(exc) or type(exc).__name__
-            return Outcome(
-                [], failure=(f"{job.label}: worker process failed: {reason}", ExitCode.ERROR)
-            )
+            reason = f"worker process failed: {one_line(exc) or type(exc).__name__}"
+        return Outcome([], failure=(f"{job.label}: not coded: {reason}", ExitCode.ERROR))
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         executor, self._executor = self._executor, None
