@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from pathlib import Path
@@ -9,22 +10,14 @@ from typing import Any
 
 import click
 
-from .common import (
-    Batch,
-    CliError,
-    ExitCode,
-    Job,
-    Result,
-    common_options,
-    expand_inputs,
-    load_model,
-    plan_outputs,
-    read_input,
-    set_threads,
-    write_output,
-)
+from lqz.constants import DEFAULT_MAX_PIXELS, SUFFIX
 
-SUFFIX = ".lqz"
+from .batch import Batch, Coded, Result, no_work
+from .exits import CliError, ExitCode, common_options
+from .inputs import Job, expand_inputs, read_input
+from .outputs import plan_outputs
+from .runtime import jobs_option, load_model, set_threads, threads_option
+
 DEFAULT_SUFFIX = ".png"
 
 #: Lossless output formats by suffix: Pillow format, save options, what they store.
@@ -56,9 +49,22 @@ LOSSY = {
     ".jxl",
     ".gif",
 }
-FORMATS_HELP = ".png, .tif/.tiff, .bmp, .webp (lossless), .ppm/.pnm/.pgm"
-#: ``lqz.api.DEFAULT_MAX_PIXELS`` for the help text (the API is not imported for --help).
-MAX_PIXELS_HELP = "268435456 = 2^28"
+
+
+def _formats_help() -> str:
+    """The output formats for messages and help: suffixes of one writer joined by '/'."""
+    by_format: dict[str, list[str]] = {}
+    for suffix, (name, _) in WRITERS.items():
+        by_format.setdefault(name, []).append(suffix)
+    return ", ".join(
+        "/".join(suffixes) + (" (lossless)" if WRITERS[suffixes[0]][1].get("lossless") else "")
+        for suffixes in by_format.values()
+    )
+
+
+FORMATS_HELP = _formats_help()
+#: Names that ``-o`` with several inputs refuses as a folder: they look like one output file.
+FILE_SUFFIXES = frozenset(WRITERS) | LOSSY
 
 
 def writer_for(dest: Path | None) -> tuple[str, str, dict[str, Any]]:
@@ -83,7 +89,12 @@ def check_fits(suffix: str, gray: bool, alpha: bool, dest: Path | None) -> None:
         raise CliError(f"{dest}: .pgm stores gray images only and this image is in colour")
 
 
-def _decode_one(job: Job, batch: Batch, force: bool, max_pixels: int | None) -> Result:
+def _output_name(source: Path) -> str:
+    return source.stem + DEFAULT_SUFFIX
+
+
+def decode_file(job: Job, max_pixels: int | None) -> Coded:
+    """Decode one job's .lqz file to the bytes of its output image; the caller writes them."""
     from lqz import api
     from lqz import format as fmt
     from lqz.errors import LqzError
@@ -91,7 +102,7 @@ def _decode_one(job: Job, batch: Batch, force: bool, max_pixels: int | None) -> 
     start = time.perf_counter()
     data = read_input(job)
     header = fmt.read_header(data)
-    limit = api.DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     suffix, pil_format, options = writer_for(job.dest)
     check_fits(suffix, header.channels == 1, header.has_alpha, job.dest)
     try:
@@ -105,13 +116,12 @@ def _decode_one(job: Job, batch: Batch, force: bool, max_pixels: int | None) -> 
     buffer = io.BytesIO()
     image.save(buffer, format=pil_format, **options)
     written = buffer.getvalue()
-    write_output(job.dest, lambda f: f.write(written), force)
     rate = 8 * len(data) / (header.width * header.height)
-    batch.say(
+    line = (
         f"{job.label} -> {job.dest_label}: {header.width}x{header.height} {image.mode}, "
         f"quality {api.quality_of(header)}, {rate:.4f} bpp, {time.perf_counter() - start:.2f} s"
     )
-    return Result(in_bytes=len(data), out_bytes=len(written), bpp=rate)
+    return Coded(written, line, Result(in_bytes=len(data), out_bytes=len(written), bpp=rate))
 
 
 @click.command(
@@ -123,6 +133,7 @@ Examples:
   lqz decode photo.lqz                 writes photo.png next to photo.lqz
   lqz decode photo.lqz -o photo.tiff   the format follows the extension
   lqz decode coded/ -o restored/       every .lqz in coded/ into restored/ (PNG)
+  lqz decode coded/ -o restored/ -j 2  the same, two files at a time (two processes)
   lqz decode - < photo.lqz > photo.png
 """
 )
@@ -132,24 +143,27 @@ Examples:
     "--output",
     metavar="OUT",
     help="Output file (format by extension), '-' for stdout (PNG), or a folder (a folder with "
-    "several inputs). Default: the input's name with .png, next to it (stdin: stdout).",
+    f"several inputs). Default: the input's name with {DEFAULT_SUFFIX}, next to it "
+    "(stdin: stdout).",
 )
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Torch CPU threads.")
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=0),
     metavar="N",
     help="Refuse files of more than N pixels (width x height) before allocating them "
-    f"(default {MAX_PIXELS_HELP}; 0 = no limit).",
+    f"(default {DEFAULT_MAX_PIXELS:,}; 0 = no limit).",
 )
+@threads_option
+@jobs_option
 @common_options
 def decode(
     inputs: tuple[str, ...],
     output: str | None,
     force: bool,
-    threads: int | None,
     max_pixels: int | None,
+    threads: int | None,
+    jobs: int,
     quiet: bool,
     debug: bool,
 ) -> int:
@@ -158,13 +172,14 @@ def decode(
     IN is an .lqz file, a folder (its .lqz files, not recursive), a glob, or '-' for stdin.
     Gray images come back as gray (L or LA), colour as RGB or RGBA.
     """
-    jobs, is_batch = expand_inputs(inputs, lambda: {SUFFIX})
-    plan_outputs(jobs, output, is_batch, lambda source: source.stem + DEFAULT_SUFFIX, force)
-    if not is_batch and jobs[0].failure is None:
-        writer_for(jobs[0].dest)  # refuse .jpg and the like before any work
-    batch = Batch("decoded", quiet, debug, is_batch, ExitCode.CORRUPT)
-    if all(job.failure is not None for job in jobs):
-        return batch.run(jobs, lambda job: Result(0, 0, 0.0))
+    todo, is_batch = expand_inputs(inputs, lambda: {SUFFIX})
+    plan_outputs(todo, output, is_batch, _output_name, force, FILE_SUFFIXES)
+    if not is_batch and todo[0].failure is None:
+        writer_for(todo[0].dest)  # refuse .jpg and the like before any work
+    batch = Batch("decoded", quiet, debug, is_batch, ExitCode.CORRUPT, force)
+    if all(job.failure is not None for job in todo):
+        return batch.run(todo, no_work)
     set_threads(threads)
     load_model(debug, quiet, "decode")
-    return batch.run(jobs, lambda job: _decode_one(job, batch, force, max_pixels))
+    work = functools.partial(decode_file, max_pixels=max_pixels)
+    return batch.run(todo, work, jobs, threads)

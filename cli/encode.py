@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from lqz.constants import SUFFIX
 from lqz.effort import DEFAULT_EFFORT, MAX_EFFORT
 
-from .common import (
-    Batch,
-    CliError,
-    ExitCode,
-    Job,
-    Result,
-    common_options,
-    expand_inputs,
-    load_model,
-    plan_outputs,
-    read_input,
-    set_threads,
-    warn,
-    write_output,
-)
-
-SUFFIX = ".lqz"
+from .batch import Batch, Coded, Result, no_work
+from .exits import CliError, ExitCode, common_options
+from .inputs import Job, expand_inputs, read_input
+from .outputs import plan_outputs
+from .runtime import jobs_option, load_model, set_threads, threads_option
 
 
 def image_suffixes() -> set[str]:
@@ -67,9 +58,6 @@ def open_image(data: bytes, label: str) -> Any:
         )
     if width < 1 or height < 1:
         raise CliError(f"{label}: image has no pixels", ExitCode.INPUT)
-    frames = getattr(image, "n_frames", 1)
-    if frames > 1:
-        warnings.warn(f"{frames} frames: only the first is coded", stacklevel=1)
     if reduced_depth(image):
         warnings.warn("16-bit image reduced to 8 bits", stacklevel=1)
     try:
@@ -79,34 +67,44 @@ def open_image(data: bytes, label: str) -> Any:
     return image
 
 
-def _encode_one(
-    job: Job, batch: Batch, quality: int | None, bpp: float | None, effort: int, force: bool
-) -> Result:
+@dataclass(frozen=True)
+class EncodeSettings:
+    """The options of ``lqz encode`` that coding a file needs (sent to batch workers)."""
+
+    quality: int | None
+    bpp: float | None
+    effort: int
+
+
+def encode_file(job: Job, settings: EncodeSettings) -> Coded:
+    """Encode one job's image; the caller writes the output."""
     from lqz import api
     from lqz import format as fmt
 
     start = time.perf_counter()
     data = read_input(job)
     image = open_image(data, job.label)
-    encoded = api.encode(image, quality=quality, bpp=bpp, effort=effort)
+    bpp = settings.bpp
+    encoded = api.encode(image, quality=settings.quality, bpp=bpp, effort=settings.effort)
     header = fmt.read_header(encoded)
-    write_output(job.dest, lambda f: f.write(encoded), force)
     pixels = header.width * header.height
     rate = 8 * len(encoded) / pixels
+    quality = api.quality_of(header)
     target = ""
     if bpp is not None:
         target = f" (target {bpp:g})"
         if rate > bpp:
-            warn(
-                f"{job.label}: target {bpp:g} bpp is below the smallest setting: "
-                f"wrote quality {api.quality_of(header)} at {rate:.4f} bpp"
+            warnings.warn(
+                f"target {bpp:g} bpp is below the smallest setting: "
+                f"wrote quality {quality} at {rate:.4f} bpp",
+                stacklevel=1,
             )
-    batch.say(
+    line = (
         f"{job.label} -> {job.dest_label}: {header.width}x{header.height}, "
-        f"quality {api.quality_of(header)}, {len(encoded):,} bytes, {rate:.4f} bpp{target}, "
+        f"quality {quality}, {len(encoded):,} bytes, {rate:.4f} bpp{target}, "
         f"{time.perf_counter() - start:.2f} s"
     )
-    return Result(in_bytes=len(data), out_bytes=len(encoded), bpp=rate)
+    return Coded(encoded, line, Result(in_bytes=len(data), out_bytes=len(encoded), bpp=rate))
 
 
 @click.command(
@@ -117,6 +115,7 @@ Examples:
   lqz encode photo.png --bpp 0.5        best level whose file is at most 0.5 bpp
   lqz encode photo.png -e 0             fastest encode (no refinement steps)
   lqz encode photos/ -o coded/          every image in photos/ into coded/
+  lqz encode photos/ -o coded/ -j 2     the same, two files at a time (two processes)
   lqz encode 'shots/**/*.png' -o coded/ a glob (quoted: lqz expands it, ** recurses)
   cat photo.png | lqz encode - > photo.lqz
 """
@@ -127,7 +126,7 @@ Examples:
     "--output",
     metavar="OUT",
     help="Output file, '-' for stdout, or a folder (a folder with several inputs). "
-    "Default: the input's name with .lqz, next to it (stdin: stdout).",
+    f"Default: the input's name with {SUFFIX}, next to it (stdin: stdout).",
 )
 @click.option(
     "-q",
@@ -155,7 +154,8 @@ Examples:
     "better for its size; 0 is the fastest. Decoding speed does not depend on it.",
 )
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N", help="Torch CPU threads.")
+@threads_option
+@jobs_option
 @common_options
 def encode(
     inputs: tuple[str, ...],
@@ -165,6 +165,7 @@ def encode(
     effort: int,
     force: bool,
     threads: int | None,
+    jobs: int,
     quiet: bool,
     debug: bool,
 ) -> int:
@@ -176,14 +177,15 @@ def encode(
     """
     if quality is not None and bpp is not None:
         raise click.UsageError("give either -q/--quality or --bpp, not both")
-    jobs, is_batch = expand_inputs(inputs, image_suffixes)
-    plan_outputs(jobs, output, is_batch, lambda source: source.stem + SUFFIX, force)
-    batch = Batch("encoded", quiet, debug, is_batch, ExitCode.INPUT)
-    if all(job.failure is not None for job in jobs):
-        return batch.run(jobs, lambda job: Result(0, 0, 0.0))  # report them; no model needed
+    todo, is_batch = expand_inputs(inputs, image_suffixes)
+    plan_outputs(todo, output, is_batch, lambda source: source.stem + SUFFIX, force, {SUFFIX})
+    batch = Batch("encoded", quiet, debug, is_batch, ExitCode.INPUT, force)
+    if all(job.failure is not None for job in todo):
+        return batch.run(todo, no_work)  # report them; no model needed
     set_threads(threads)
     loaded = load_model(debug, quiet, "encode")
     if quality is not None and quality not in loaded.qualities:
         levels = loaded.qualities
         raise CliError(f"quality must be one of {levels[0]}..{levels[-1]}, got {quality}")
-    return batch.run(jobs, lambda job: _encode_one(job, batch, quality, bpp, effort, force))
+    work = functools.partial(encode_file, settings=EncodeSettings(quality, bpp, effort))
+    return batch.run(todo, work, jobs, threads)

@@ -7,16 +7,11 @@ from typing import Any
 
 import click
 
-from .common import (
-    Batch,
-    CliError,
-    ExitCode,
-    Job,
-    Result,
-    common_options,
-    expand_inputs,
-    read_input,
-)
+from lqz.constants import SUFFIX
+
+from .batch import Batch, Coded, Result
+from .exits import CliError, ExitCode, common_options
+from .inputs import Job, expand_inputs, read_input
 
 
 def describe(data: bytes) -> dict[str, Any]:
@@ -89,11 +84,11 @@ def info(inputs: tuple[str, ...], as_json: bool, quiet: bool, debug: bool) -> in
     Works without the model (and for files of other models). The whole file is checked: a
     corrupt or truncated file is an error (exit code 3).
     """
-    jobs, is_batch = expand_inputs(inputs, lambda: {".lqz"})
+    jobs, is_batch = expand_inputs(inputs, lambda: {SUFFIX})
     batch = Batch("read", quiet=True, debug=debug, batch=is_batch, stage_code=ExitCode.CORRUPT)
     shown = 0
 
-    def show(job: Job) -> Result:
+    def show(job: Job) -> Coded:
         nonlocal shown
         data = read_input(job)
         if not data:
@@ -104,6 +99,6 @@ def info(inputs: tuple[str, ...], as_json: bool, quiet: bool, debug: bool) -> in
         else:
             click.echo(("\n" if shown else "") + render(facts, job.label))
         shown += 1
-        return Result(len(data), len(data), facts["bpp"])
+        return Coded(None, "", Result(len(data), len(data), facts["bpp"]))
 
     return batch.run(jobs, show)

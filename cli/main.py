@@ -1,7 +1,7 @@
 """``lqz`` command line: a click group whose subcommands live in their own modules.
 
 Failures end as one line on stderr, ``lqz: error: ...``, and an exit code (``ExitCode`` in
-``cli/common.py``, table in docs/CLI.md); ``--debug`` adds the traceback. Nothing heavy is
+``cli/exits.py``, table in docs/CLI.md); ``--debug`` adds the traceback. Nothing heavy is
 imported at start-up: ``lqz --help`` does not load torch.
 """
 
@@ -16,9 +16,9 @@ import click
 
 from lqz import __version__
 
-from .common import ExitCode, error
 from .decode import decode
 from .encode import encode
+from .exits import ExitCode, error, exit_codes_help
 from .info import info
 
 
@@ -56,25 +56,31 @@ class LqzGroup(click.Group):
         sys.exit(code)
 
 
-@click.group(name="lqz", cls=LqzGroup, context_settings={"help_option_names": ["-h", "--help"]})
+HELP = f"""lqz: a learned image codec on the Leech lattice (spherical Leech quantization).
+
+\b
+Examples:
+  lqz encode photo.png              photo.png -> photo.lqz (default level)
+  lqz encode photo.png --bpp 0.5    the best level at or under 0.5 bits per pixel
+  lqz decode photo.lqz -o back.png  lossless output (.png, .tiff, ...)
+  lqz info photo.lqz --json         version, model, level, size, bytes, bpp, tiles
+  lqz encode photos/ -o coded/      a folder (or several files, or a glob) at once
+  lqz decode coded/ -o out/ -j 2    two files at a time, in two processes
+  lqz selfcheck                     verify the Leech codebook and the quantizer
+
+Exit codes: {exit_codes_help()}.
+"""
+
+
+@click.group(
+    name="lqz",
+    cls=LqzGroup,
+    help=HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="lqz")
 def cli() -> None:
-    """lqz: a learned image codec on the Leech lattice (spherical Leech quantization).
-
-    \b
-    Examples:
-      lqz encode photo.png              photo.png -> photo.lqz (default level)
-      lqz encode photo.png --bpp 0.5    the best level at or under 0.5 bits per pixel
-      lqz decode photo.lqz -o back.png  lossless output: .png .tiff .bmp .webp .ppm/.pgm
-      lqz info photo.lqz --json         version, model, level, size, bytes, bpp, tiles
-      lqz encode photos/ -o coded/      a folder (or several files, or a glob) at once
-      lqz selfcheck                     verify the Leech codebook and the quantizer
-
-    \b
-    Exit codes: 0 ok, 1 usage or other error, 2 input missing or unreadable,
-    3 corrupt or invalid .lqz, 4 output exists or cannot be written,
-    5 some files of several failed, 130 interrupted.
-    """
+    pass
 
 
 cli.add_command(encode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby
@@ -12,15 +13,14 @@ import torch
 from PIL import Image
 
 from . import format as fmt
+from .constants import DEFAULT_MAX_PIXELS
 from .effort import DEFAULT_EFFORT, MAX_EFFORT
-from .errors import ImageTooLarge, ImplausibleHeader, LqzError, UnknownModel
+from .errors import ImageTooLarge, ImplausibleHeader, InvalidSetting, LqzError, UnknownModel
 from .images import prepare, restore
 from .ladder import Ladder, ladder_path
+from .threads import torch_threads_kept
 
 DEFAULT_TILE_SIZE = 1024
-#: Most pixels :func:`decode` decodes unless told otherwise (2^28, e.g. 16384 x 16384): a valid
-#: file of 2 kB can declare 65535 x 65535 pixels, 12.9 GB of RGB.
-DEFAULT_MAX_PIXELS = 2**28
 #: The numba kernels that encoding and decoding call from Python, as (module, name); their
 #: callees compile with them. :func:`kernels_cold` looks them up in numba's on-disk cache.
 _CODING_KERNELS = {
@@ -31,10 +31,6 @@ _CODING_KERNELS = {
         ("lqz.entropy.kernels", "details_kernel"),
     ),
 }
-
-
-class InvalidSetting(LqzError):
-    """A quality level or bpp target outside what the model offers."""
 
 
 @dataclass
@@ -206,6 +202,7 @@ def encode(
     the highest level whose file is at or under the target (the lowest level if none is);
     bpp counts the whole file, header included, over width x height. ``effort``: encoder-side
     refinement steps (0..:data:`MAX_EFFORT`; more is slower and usually a little better).
+    Of a multi-frame image (animated GIF, PNG or WebP) the current frame is coded, with a warning.
     """
     if quality is not None and bpp is not None:
         raise InvalidSetting("give either a quality level or a bpp target, not both")
@@ -214,7 +211,12 @@ def encode(
     effort = int(effort)
     codec = loaded_codec()
     prepared = prepare(image)
-    with torch.inference_mode():
+    frames = getattr(image, "n_frames", 1) if isinstance(image, Image.Image) else 1
+    if frames > 1:
+        frame = image.tell()
+        which = "the first" if frame == 0 else f"frame {frame + 1}"
+        warnings.warn(f"{frames} frames: only {which} is coded", stacklevel=2)
+    with torch.inference_mode(), torch_threads_kept():
         if bpp is None:
             quality = default_quality() if quality is None else quality
             if not _is_int(quality) or quality not in codec.qualities:
@@ -301,7 +303,7 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
         else None
     )
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch_threads_kept():
         for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
             rgb[y0:y1, x0:x1] = decode_tile(loaded.model, bytes(payload), groups, y1 - y0, x1 - x0)
     return restore(rgb, header.channels == 1, alpha)

@@ -1,26 +1,56 @@
-"""Errors raised on bad input. Every one derives from :class:`LqzError`."""
+"""Errors raised on bad input. Every one derives from :class:`LqzError` and lives here.
+
+Each class carries the exit code of the ``lqz`` command that fails with it (``exit_code``;
+the table is in docs/CLI.md): 1 for settings and model problems, 2 for input images that
+cannot be coded, 3 for invalid ``.lqz`` data.
+"""
+
+#: Exit codes of the ``lqz`` command that these errors map to (``lqz.cli.exits.ExitCode``).
+EXIT_ERROR = 1
+EXIT_INPUT = 2
+EXIT_CORRUPT = 3
 
 
 class LqzError(Exception):
     """Base class of every error lqz raises on bad input; its message is one line."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
+
+
+class InvalidSetting(LqzError):
+    """A quality level, bpp target, effort or limit outside what the codec offers."""
+
+    exit_code = EXIT_ERROR
+
+
+class WeightsError(LqzError):
+    """The weights or ladder file is missing, unreadable or does not match the architecture."""
+
+    exit_code = EXIT_ERROR
+
+
+class UnsupportedImage(LqzError):
+    """The input is not an image lqz can code."""
+
+    exit_code = EXIT_INPUT
 
 
 class ImageTooLarge(LqzError):
     """An ``.lqz`` file declares more pixels than the decoder may allocate (``max_pixels``)."""
 
-    exit_code = 2
+    exit_code = EXIT_INPUT
 
 
 class FormatLimitError(LqzError, ValueError):
     """A writer was given values the ``.lqz`` format cannot store (``lqz.format`` pack side)."""
 
+    exit_code = EXIT_ERROR
+
 
 class FormatError(LqzError):
     """An ``.lqz`` file (or section of one) is not valid; see ``docs/FORMAT.md``."""
 
-    exit_code = 3
+    exit_code = EXIT_CORRUPT
 
 
 class BadMagic(FormatError):
@@ -53,3 +83,9 @@ class TrailingData(FormatError):
 
 class CorruptAlpha(FormatError):
     """The alpha section is not a zlib stream of exactly width x height bytes."""
+
+
+class CorruptStream(FormatError):
+    """The entropy-coded token stream is truncated, corrupted or does not match the calls.
+
+    A format error, like a damaged container: a tile payload is file content."""

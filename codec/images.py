@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import LqzError
+from .errors import UnsupportedImage
 from .format import MAX_DIMENSION
 
 #: Largest width or height the .lqz format stores.
@@ -19,10 +19,6 @@ MAX_SIDE = MAX_DIMENSION
 _DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 #: Raw modes of 16-bit samples read into 8-bit modes ("RGB;16" alone is packed 5-6-5, not deep).
 _DEEP_RAWMODE = re.compile(r"(;16[BLN]$)|(^L;16$)")
-
-
-class UnsupportedImage(LqzError):
-    """The input is not an image lqz can code."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .errors import LqzError
+from .errors import WeightsError
 from .models import MODELS_DIR
 
 #: The shipped quality ladder and its main model (the one training continues from).
@@ -34,10 +34,6 @@ DEFAULT_WEIGHTS = MODELS_DIR / "lqz-mse.safetensors"
 MODEL_ID_BYTES = 8
 #: Key of the model config (JSON) in the safetensors metadata.
 CONFIG_KEY = "lqz_config"
-
-
-class WeightsError(LqzError):
-    """The weights or ladder file is missing, unreadable or does not match the architecture."""
 
 
 def model_id(path: Path) -> bytes:

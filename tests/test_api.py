@@ -288,3 +288,88 @@ def test_files_record_their_writer_and_foreign_models_name_it() -> None:
     # The same tile in a version 1 container (no writer) decodes to the same pixels.
     old = fmt.pack(fmt.Header(**{**header.__dict__, "version": 1, "writer": None}), tiles)
     assert np.array_equal(np.asarray(lqz.decode(old)), np.asarray(lqz.decode(data)))
+
+
+def animated(frames: int = 3) -> Image.Image:
+    """A multi-frame GIF, opened as a user would open it."""
+    import io
+
+    images = [Image.fromarray(picture(16, 8, seed=i)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:])
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+def test_animated_image_warns_and_codes_the_first_frame() -> None:
+    image = animated()
+    first = np.asarray(image.convert("RGB"))
+    with pytest.warns(UserWarning, match="3 frames: only the first is coded"):
+        data = lqz.encode(image)
+    assert lqz.decode(data).size == (16, 8)
+    still = lqz.encode(Image.fromarray(first))
+    assert data == still  # the first frame, as a still image
+
+
+def test_errors_live_in_lqz_errors_with_their_exit_codes() -> None:
+    from lqz import api, errors, images, ladder
+    from lqz.entropy import coder
+
+    assert api.InvalidSetting is errors.InvalidSetting
+    assert images.UnsupportedImage is errors.UnsupportedImage
+    assert ladder.WeightsError is errors.WeightsError
+    assert coder.CorruptStream is errors.CorruptStream
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, LqzError)]
+    for cls in classes:
+        assert cls.__module__ == "lqz.errors"
+        assert cls.exit_code in (errors.EXIT_ERROR, errors.EXIT_INPUT, errors.EXIT_CORRUPT)
+    expected = {
+        "InvalidSetting": 1,
+        "WeightsError": 1,
+        "FormatLimitError": 1,
+        "UnsupportedImage": 2,
+        "ImageTooLarge": 2,
+        "FormatError": 3,
+        "CorruptStream": 3,
+        "BadMagic": 3,
+    }
+    assert {name: getattr(errors, name).exit_code for name in expected} == expected
+    with pytest.raises(errors.InvalidSetting):
+        lqz.encode(picture(8, 8), quality=10**6)
+
+
+THREADS_SCRIPT = """
+import os, sys
+import numpy as np
+import torch
+if len(sys.argv) > 1:
+    torch.set_num_threads(int(sys.argv[1]))
+import lqz
+image = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+data = lqz.encode(image, effort=1)
+after_encode = torch.get_num_threads()
+lqz.decode(data)
+import numba
+print(after_encode, torch.get_num_threads(), numba.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize("how", ["torch.set_num_threads", "OMP_NUM_THREADS"])
+def test_thread_count_of_the_caller_is_kept(how: str, model: Path) -> None:
+    """numba's OpenMP layer, on starting, sets every core for torch too; lqz puts it back."""
+    import subprocess
+    import sys
+
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: no other thread count to fall back to")
+    env = {**os.environ, "LQZ_WEIGHTS": str(model)}
+    args = [sys.executable, "-c", THREADS_SCRIPT]
+    if how == "OMP_NUM_THREADS":
+        env["OMP_NUM_THREADS"] = "1"
+    else:
+        args.append("1")
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "1"]  # torch after encode, after decode; numba

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -448,7 +449,7 @@ def test_interrupt_leaves_nothing_behind(photo: Path, monkeypatch: pytest.Monkey
     def interrupt(fd: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lqz.cli.common.os.fsync", interrupt)
+    monkeypatch.setattr("lqz.cli.outputs.os.fsync", interrupt)
     failed(run("encode", photo, "--force"), 130, "interrupted")
     assert target.read_bytes() == b"precious"
     no_leftovers(photo.parent)
@@ -569,14 +570,14 @@ def test_pixel_bomb_refused(tmp_path: Path) -> None:
 
 def test_max_pixels_help_matches_api() -> None:
     from lqz.api import DEFAULT_MAX_PIXELS
-    from lqz.cli.decode import MAX_PIXELS_HELP
 
-    assert MAX_PIXELS_HELP.startswith(f"{DEFAULT_MAX_PIXELS} ")
+    help_text = " ".join(ok(run("decode", "--help")).stdout.split())
+    assert f"(default {DEFAULT_MAX_PIXELS:,}; 0 = no limit)" in help_text
 
 
 def test_cold_kernels_note(photo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lqz import api
-    from lqz.cli.common import COLD_KERNELS_NOTE
+    from lqz.cli.runtime import COLD_KERNELS_NOTE
 
     monkeypatch.setattr(api, "kernels_cold", lambda operation: True)
     result = ok(run("encode", photo))
@@ -735,3 +736,205 @@ def test_real_process(photo: Path, model: Path) -> None:
     assert missing.returncode == 2
     assert missing.stderr.decode().startswith("lqz: error: ")
     assert "Traceback" not in missing.stderr.decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit codes, signals, threads
+
+
+def test_exit_codes_follow_the_errors_and_the_docs() -> None:
+    """Each LqzError's own exit code is the command's; docs/CLI.md's table lists every code."""
+    from lqz import errors
+    from lqz.cli.exits import MEANINGS, CliError, ExitCode, classify
+
+    for cls in vars(errors).values():
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, errors.LqzError)
+            and cls is not errors.LqzError
+        ):
+            assert classify(cls("x"), ExitCode.OUTPUT) == ("x", ExitCode(cls.exit_code))
+    assert classify(errors.LqzError("x"), ExitCode.INPUT)[1] == ExitCode.INPUT
+    assert classify(CliError("x", ExitCode.OUTPUT), ExitCode.INPUT)[1] == ExitCode.OUTPUT
+    assert classify(RuntimeError("boom"), ExitCode.INPUT)[1] == ExitCode.ERROR
+    docs = (Path(__file__).parents[1] / "docs" / "CLI.md").read_text()
+    table = docs[docs.index("## Exit codes") :].split("\n## ")[0]
+    documented = {int(m[1]) for m in re.finditer(r"^\|\s*(\d+)\s*\|", table, re.MULTILINE)}
+    assert documented == {int(code) for code in ExitCode}
+    top_help = " ".join(ok(run("--help")).stdout.split())
+    assert all(f"{int(code)} {meaning}" in top_help for code, meaning in MEANINGS.items())
+
+
+def _pause_env(tmp_path: Path, model: Path) -> tuple[dict[str, str], Path]:
+    from lqz.cli.outputs import PAUSE_BEFORE_RENAME
+
+    flag = tmp_path / "paused"
+    return {**os.environ, "LQZ_WEIGHTS": str(model), PAUSE_BEFORE_RENAME: str(flag)}, flag
+
+
+@pytest.mark.parametrize(
+    ("command", "signal_name", "code", "jobs"),
+    [
+        ("encode", "SIGTERM", 143, 1),
+        ("decode", "SIGTERM", 143, 1),
+        ("encode", "SIGINT", 130, 1),
+        pytest.param("encode", "SIGTERM", 143, 2, marks=pytest.mark.slow),
+    ],
+)
+def test_signal_while_writing_leaves_nothing_behind(
+    tmp_path: Path, model: Path, command: str, signal_name: str, code: int, jobs: int
+) -> None:
+    """Killed between writing the temporary file and renaming it: no temporary file, no
+    partial output, and the existing output (--force) untouched; with -j, the workers stop."""
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    sources = [save(work / f"photo{i}.png", picture(24, 16, seed=i)) for i in range(jobs)]
+    if command == "decode":
+        ok(run("encode", *sources, "--quiet"))
+        sources = [source.with_suffix(".lqz") for source in sources]
+    if jobs == 1:
+        target = work / ("back.png" if command == "decode" else "out.lqz")
+        output = target
+    else:
+        output = work / "out"
+        output.mkdir()
+        target = output / "photo0.lqz"  # the first to be written
+    target.write_bytes(b"precious")
+    before = sorted(p.relative_to(work) for p in work.rglob("*"))
+    env, flag = _pause_env(tmp_path, model)
+    command_line = [sys.executable, "-m", "lqz", command, *map(str, sources), "-o", str(output)]
+    process = subprocess.Popen(
+        [*command_line, "--force", "-j", str(jobs)], stderr=subprocess.PIPE, env=env
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert flag.exists(), process.stderr.read().decode() if process.poll() is not None else ""
+        temporary = Path(flag.read_text())
+        assert temporary.exists() and temporary.parent == target.parent  # paused mid-write
+        process.send_signal(getattr(signal, signal_name))
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr.decode()
+    assert stderr.decode().splitlines()[-1].startswith("lqz: error: "), stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.relative_to(work) for p in work.rglob("*")) == before
+    no_leftovers(work)
+
+
+def test_cli_threads_are_honoured(photo: Path, model: Path) -> None:
+    """``--threads 1``: torch and numba's kernels run on one thread after coding."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: no other thread count to fall back to")
+    code = (
+        "import sys, torch, numba\n"
+        "from lqz.cli.main import cli\n"
+        f"cli.main(['encode', {str(photo)!r}, '--threads', '1', '--quiet'],"
+        " standalone_mode=False)\n"
+        "print(torch.get_num_threads(), numba.get_num_threads(), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "LQZ_WEIGHTS": str(model)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.split() == ["1", "1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Warnings, outputs that must be folders
+
+
+def test_animated_image_warns_once(tmp_path: Path) -> None:
+    frames = [Image.fromarray(picture(16, 8, seed=i)) for i in range(3)]
+    source = tmp_path / "anim.gif"
+    frames[0].save(source, save_all=True, append_images=frames[1:])
+    result = ok(run("encode", source))
+    warnings_shown = [line for line in result.stderr.splitlines() if "frames" in line]
+    assert warnings_shown == [f"lqz: warning: {source}: 3 frames: only the first is coded"]
+
+
+def test_stdin_with_output_folder(tmp_path: Path, photo: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    failed(run("encode", "-", "-o", folder, input=photo.read_bytes()), 1, "-o FILE")
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "name"), [("decode", "out.png"), ("encode", "out.lqz")])
+def test_several_inputs_need_an_output_folder(tmp_path: Path, command: str, name: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        save(src / f"im{i}.png", picture(9, 9, seed=i))
+    if command == "decode":
+        ok(run("encode", src, "--quiet"))
+    failed(run(command, src, "-o", tmp_path / name), 1, "output folder", name)
+    assert not (tmp_path / name).exists()
+    ok(run(command, src, "-o", f"{tmp_path / name}/", "--quiet"))  # a trailing / says: folder
+    assert len(list((tmp_path / name).iterdir())) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel batches (-j)
+
+
+def _pictures(folder: Path, count: int = 3) -> list[Path]:
+    folder.mkdir()
+    sizes = [(24, 16), (17, 31), (40, 8), (12, 12)]
+    return [save(folder / f"im{i}.png", picture(*sizes[i % 4], seed=i)) for i in range(count)]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_parallel_batch_is_the_serial_batch(tmp_path: Path) -> None:
+    _pictures(tmp_path / "src")
+    serial = ok(run("encode", tmp_path / "src", "-o", tmp_path / "one"))
+    parallel = ok(run("encode", tmp_path / "src", "-o", tmp_path / "two", "-j", "2"))
+    assert _contents(tmp_path / "one") == _contents(tmp_path / "two")
+    assert len(_contents(tmp_path / "one")) == 3
+
+    def order(result: Result) -> list[str]:
+        lines = result.stderr.splitlines()
+        return [line.split(" -> ")[0] for line in lines if line.startswith(str(tmp_path))]
+
+    assert (
+        order(parallel) == order(serial) == [str(tmp_path / "src" / f"im{i}.png") for i in range(3)]
+    )
+    ok(run("decode", tmp_path / "two", "-o", tmp_path / "back1"))
+    ok(run("decode", tmp_path / "two", "-o", tmp_path / "back2", "-j", "2", "--threads", "1"))
+    assert _contents(tmp_path / "back1") == _contents(tmp_path / "back2")
+    no_leftovers(tmp_path)
+
+
+def test_parallel_batch_with_a_failing_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _pictures(src, 2)
+    (src / "im0b.png").write_bytes(b"not a png")  # sorts between the good ones
+    result = failed(run("encode", src, "-o", tmp_path / "out", "-j", "2"), 5, "im0b.png")
+    assert "encoded 2 files, 1 failed" in result.stderr
+    ok(run("encode", src / "im0.png", src / "im1.png", "-o", tmp_path / "ref"))
+    assert _contents(tmp_path / "out") == _contents(tmp_path / "ref")
+    lines = [line for line in result.stderr.splitlines() if str(src) in line]
+    assert len(lines) == 3
+    assert lines[0].startswith(f"{src / 'im0.png'} -> ")
+    assert lines[1] == f"lqz: error: {src / 'im0b.png'}: not an image Pillow can read"
+    assert lines[2].startswith(f"{src / 'im1.png'} -> ")
+    no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_jobs_must_be_positive(photo: Path, command: str, jobs: str) -> None:
+    failed(run(command, photo, "-j", jobs), 1, "--jobs")

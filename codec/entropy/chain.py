@@ -22,10 +22,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
-import torch
 
+from ..threads import set_numba_threads
 from . import kernels
 from .params import CodingParams
 from .shell_pmf import join_index, split_index
@@ -84,9 +83,7 @@ def _structure() -> tuple[np.ndarray, ...]:
 
 def set_threads(threads: int | None) -> None:
     """Numba threads for the kernels (default: torch's thread count). Results do not change."""
-    if threads is None:
-        threads = torch.get_num_threads()
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    set_numba_threads(threads)
 
 
 class SummaryBuffers:

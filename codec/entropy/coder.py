@@ -31,7 +31,7 @@ import constriction
 import numpy as np
 import torch
 
-from ..errors import FormatError
+from ..errors import CorruptStream
 from .chain import (
     CHUNK,
     SummaryBuffers,
@@ -57,12 +57,6 @@ PAD_WORDS = 3
 #: The twin's tail after the zeros: fixed noise (any nonzero words will do), long enough that
 #: two decoders that have read different words disagree on a symbol long before it ends.
 _TWIN_TAIL = np.random.default_rng(0x4C515A).integers(1, 2**32, 256, dtype=np.uint32)
-
-
-class CorruptStream(FormatError):
-    """The entropy-coded token stream is truncated, corrupted or does not match the calls.
-
-    A format error (exit code 3), like a damaged container: a tile payload is file content."""
 
 
 def _indices(indices: np.ndarray | torch.Tensor, count: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from ..threads import set_numba_threads
 from .golay import hamming_prime_words
 from .shell import DIM, NUM_GOLAY, NUM_OCTADS, OFFSET_B, OFFSET_C, tables
 
@@ -242,7 +243,6 @@ def nearest_indices(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     # Scale rows by powers of two (exact) so that no score can overflow near float64's maximum.
     _, exponent = np.frexp(np.abs(flat).max(axis=1, initial=0.0))
     flat = np.ascontiguousarray(np.ldexp(flat, -exponent[:, None]))
-    if threads is not None:
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    set_numba_threads(threads)
     out = _nearest_batch(flat, *_kernel_tables())
     return out.reshape(x.shape[:-1])
