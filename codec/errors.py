@@ -53,3 +53,25 @@ class TrailingData(FormatError):
 
 class CorruptAlpha(FormatError):
     """The alpha section is not a zlib stream of exactly width x height bytes."""
+
+
+class TrainingDataError(LqzError):
+    """Training images or a training pack are missing, unreadable or too few (``lqz.train``)."""
+
+    exit_code = 2
+
+
+class CheckpointError(LqzError):
+    """A training run's state is missing, unreadable or does not fit the model (``lqz.train``)."""
+
+    exit_code = 2
+
+
+class OutputError(LqzError):
+    """An output of a tool exists (no ``--force``) or cannot be written."""
+
+    exit_code = 4
+
+
+class TrainSettingError(LqzError, ValueError):
+    """A training option is invalid or the options contradict each other."""
