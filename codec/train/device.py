@@ -144,7 +144,6 @@ def run_window(opts: WindowOptions) -> dict[str, Any]:
     amp = device.type == "cuda" if opts.amp is None else opts.amp
     timers = Timers(device)
     step = TrainStep(session, device, True, opts.prior_tokens, amp, dist, timers)
-    window = WindowLog(timers)
     print(
         f"{device} batch {batch} crop {crop} amp {amp}; from "
         f"{source or 'random --tiny weights'} at step {session.step}; "
@@ -186,13 +185,16 @@ def run_window(opts: WindowOptions) -> dict[str, Any]:
     from .loop import stop_on_signals
 
     save_cost = save(False) if dist.is_main else 0.0
+    window = WindowLog(timers)
     last_save = time.monotonic()
-    step_cost = 0.0
+    step_cost, first_step = 0.0, session.step
     with stop_on_signals() as flag:
         while True:
             now = time.monotonic()
-            late = now + 1.5 * (save_cost + step_cost) + 1.0 >= deadline
-            if dist.any(flag["stop"] or late, device):
+            # stop when the next step and the final save might not fit; every window takes at
+            # least one step (a budget spent before the first is still spent on training)
+            late = now + 1.25 * save_cost + 2 * step_cost + 1.0 >= deadline
+            if dist.any(flag["stop"] or (late and session.step > first_step), device):
                 break
             x = sampler.batch(batch)
             figures = step(x)

@@ -99,9 +99,16 @@ class Timers:
     def __init__(self, device: torch.device) -> None:
         self.sync = device.type == "cuda"
         self.totals: dict[str, float] = defaultdict(float)
+        self.in_step = False
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        """Time the block as part ``name``; parts count only within a ``"step"`` (the
+        quantizer's search also runs in validation)."""
+        if name != "step" and not self.in_step:
+            yield
+            return
+        self.in_step = True
         if self.sync:
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -111,6 +118,8 @@ class Timers:
             if self.sync:
                 torch.cuda.synchronize()
             self.totals[name] += time.perf_counter() - start
+            if name == "step":
+                self.in_step = False
 
     def shares(self) -> dict[str, float]:
         """Share of the step time in the search, the prior's pmf and the transforms; resets."""

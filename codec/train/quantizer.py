@@ -74,7 +74,7 @@ class DeviceQuantizer(LeechQuantizer):
             indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=latent.device)
             with timing:
                 indices[keep] = search(unit.detach()[keep]).to(latent.device)
-            hard = book[indices] * keep[..., None]
+            hard = book[indices] * keep[:, :, None, None, None]
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
 
