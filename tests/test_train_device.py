@@ -249,3 +249,31 @@ def test_cuda_search_and_a_short_cuda_window(tmp_path: Path, noise_images) -> No
     summary = run_window(WindowOptions(pack, 0.3, tmp_path / "w", device="cuda", tiny=True))
     assert summary["step"] > 0 and summary["amp"]
     load_model(tmp_path / "w" / WEIGHTS_NAME)
+
+
+def test_trainer_cli_trains_tiny_on_a_pack_and_reports_errors_in_one_line(
+    tmp_path: Path, noise_images, capsys
+) -> None:
+    from lqz.train.__main__ import main
+    from lqz.train.entry import run_main
+    from lqz.train.loop import TINY
+    from lqz.train.state import RunState
+
+    pack = tmp_path / "pack.npz"
+    make_pack(noise_images(4, 40, 40), pack, max_mib=0.1, crop=32, holdout=1)
+    common = ["--root", str(tmp_path / "runs"), "--run", "t", "--tiny", "--device", "cpu"]
+    main(["--data", str(pack), *common, "--steps", "2", "--batch", "2", "--crop", "32"])
+    saved = RunState(tmp_path / "runs" / "t").load()
+    assert saved["step"] == 2 and saved["config"] == TINY.to_json()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_main(lambda: main(["--data", str(tmp_path / "missing"), *common]), "lqz.train")
+    assert exit_.value.code == TrainingDataError.exit_code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lqz.train: error: ")
+    (tmp_path / "runs" / "t" / "state.pt").write_bytes(b"torn")
+    (tmp_path / "runs" / "t" / "state.prev.pt").unlink(missing_ok=True)
+    from lqz.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no readable checkpoint"):
+        main(["--data", str(pack), *common, "--steps", "3", "--crop", "32"])

@@ -421,8 +421,9 @@ def train(opts: TrainOptions) -> Session:
 
 def _train(opts: TrainOptions, device: torch.device, dist: Distributed) -> Session:
     run = RunState(opts.run_dir)
+    saved = run.load()  # a bad checkpoint fails before the data load
     sampler, val = load_training_data(opts.data, opts.crop, opts.holdout, device)
-    session = start_session(opts, run.load(), device)
+    session = start_session(opts, saved, device)
     dist.broadcast(list(session.model.state_dict().values()))
     dist.broadcast(list(session.average.state_dict().values()))
     sampler.reseed(sampler_seed(session.step, dist))
