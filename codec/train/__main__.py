@@ -146,7 +146,7 @@ def split_first_group(run_dir: Path, init: Path | None) -> Path | None:
 
     from .migrate import migrate_run, migrate_weights
 
-    if int(os.environ.get("RANK", "0")) != 0:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise TrainSettingError("run --split-first-group once without torchrun first")
     run = RunState(run_dir)
     if run.latest.exists() or run.previous.exists():
