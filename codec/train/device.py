@@ -37,7 +37,16 @@ from .data import DeviceCrops, load_pack, to_float
 from .distributed import Distributed
 from .entry import run_main
 from .export import export_config, write_weights
-from .loop import TINY, Session, Timers, TrainStep, WindowLog, resolve_device, validate_average
+from .loop import (
+    TINY,
+    Session,
+    Timers,
+    TrainStep,
+    WindowLog,
+    resolve_device,
+    stop_on_signals,
+    validate_average,
+)
 
 WEIGHTS_NAME = "lqz-mse.safetensors"
 LOG_NAME = "log.jsonl"
@@ -181,8 +190,6 @@ def run_window(opts: WindowOptions) -> dict[str, Any]:
             flush=True,
         )
         return time.monotonic() - t0
-
-    from .loop import stop_on_signals
 
     save_cost = save(False) if dist.is_main else 0.0
     window = WindowLog(timers)
