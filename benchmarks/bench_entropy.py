@@ -151,7 +151,7 @@ def bench_coder(
 
 
 #: Tokens of one training step's prior loss: 16 crops of 128^2 at stride 16, one (group, pass)
-#: per crop, half of its 8 x 8 positions (``lqz.train.loop.prior_bits``).
+#: per crop, half of its 8 x 8 positions (``lqz.objectives.prior_bits``).
 STEP_TOKENS = 16 * 32
 
 

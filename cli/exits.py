@@ -26,7 +26,7 @@ class ExitCode(IntEnum):
     ERROR = errors.EXIT_ERROR  # usage, bad option value, model weights, internal error
     INPUT = errors.EXIT_INPUT  # input missing, unreadable, not an image, too large
     CORRUPT = errors.EXIT_CORRUPT  # not an .lqz file, corrupt, truncated, unsupported
-    OUTPUT = 4  # output exists (no --force) or cannot be written
+    OUTPUT = errors.EXIT_OUTPUT  # output exists (no --force) or cannot be written
     PARTIAL = 5  # several inputs and some of them failed
     INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C
     TERMINATED = 128 + signal.SIGTERM  # kill, or a service manager stopping lqz

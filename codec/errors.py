@@ -2,13 +2,14 @@
 
 Each class carries the exit code of the ``lqz`` command that fails with it (``exit_code``;
 the table is in docs/CLI.md): 1 for settings and model problems, 2 for input images that
-cannot be coded, 3 for invalid ``.lqz`` data.
+cannot be coded, 3 for invalid ``.lqz`` data, 4 for outputs that exist or cannot be written.
 """
 
 #: Exit codes of the ``lqz`` command that these errors map to (``lqz.cli.exits.ExitCode``).
 EXIT_ERROR = 1
 EXIT_INPUT = 2
 EXIT_CORRUPT = 3
+EXIT_OUTPUT = 4
 
 
 class LqzError(Exception):
@@ -89,3 +90,25 @@ class CorruptStream(FormatError):
     """The entropy-coded token stream is truncated, corrupted or does not match the calls.
 
     A format error, like a damaged container: a tile payload is file content."""
+
+
+class TrainingDataError(LqzError):
+    """Training images or a training pack are missing, unreadable or too few (``lqz.train``)."""
+
+    exit_code = EXIT_INPUT
+
+
+class CheckpointError(LqzError):
+    """A training run's state is missing, unreadable or does not fit the model (``lqz.train``)."""
+
+    exit_code = EXIT_INPUT
+
+
+class OutputError(LqzError):
+    """An output of a tool exists (no ``--force``) or cannot be written."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class TrainSettingError(LqzError, ValueError):
+    """A training option is invalid or the options contradict each other."""

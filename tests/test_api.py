@@ -322,7 +322,12 @@ def test_errors_live_in_lqz_errors_with_their_exit_codes() -> None:
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, LqzError)]
     for cls in classes:
         assert cls.__module__ == "lqz.errors"
-        assert cls.exit_code in (errors.EXIT_ERROR, errors.EXIT_INPUT, errors.EXIT_CORRUPT)
+        assert cls.exit_code in (
+            errors.EXIT_ERROR,
+            errors.EXIT_INPUT,
+            errors.EXIT_CORRUPT,
+            errors.EXIT_OUTPUT,
+        )
     expected = {
         "InvalidSetting": 1,
         "WeightsError": 1,

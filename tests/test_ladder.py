@@ -209,12 +209,12 @@ def test_measuring_without_effort_agrees_with_the_trainers_validation(tmp_path: 
     import torch
 
     from lqz.nn.weights import load_model
+    from lqz.train.heldout import validate
     from lqz.train.ladder import measure_level
-    from lqz.train.loop import validate
 
     model = load_model(tiny(tmp_path / "m.safetensors", 4, (1, 2, 3)))
     crops = torch.rand(5, 3, 32, 24, generator=torch.Generator().manual_seed(1))
-    metrics = validate(model, crops, torch.device("cpu"), with_prior=True)
+    metrics = validate(model, crops, with_prior=True)
     model.eval()
     for level, groups in enumerate(model.config.levels, start=1):
         bpp, psnr = measure_level(model, crops, groups, effort=0, batch=2)

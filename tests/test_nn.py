@@ -145,6 +145,7 @@ def test_tiny_model_trains(tmp_path) -> None:
     state = torch.load(run / "state.pt", weights_only=True)
     assert state["step"] == 70
 
+    from lqz.errors import CheckpointError, TrainSettingError
     from lqz.train.export import export
 
     exported = export(run, tmp_path / "w.safetensors", levels="1,3")
@@ -154,8 +155,11 @@ def test_tiny_model_trains(tmp_path) -> None:
     trained = {k[len("tokenizer.") :]: v for k, v in last.state_dict().items() if "tokenizer." in k}
     assert all(torch.equal(v, state["tokenizer"][k]) for k, v in trained.items())
     assert not all(torch.equal(v, state["ema"][k]) for k, v in last.state_dict().items())
-    with pytest.raises(SystemExit):
+    with pytest.raises(TrainSettingError):
         export(run, tmp_path / "x.safetensors", levels="3,1")
+    with pytest.raises(CheckpointError):
+        export(tmp_path / "nothing", tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_tile_coding_is_bit_exact_across_thread_counts() -> None:
@@ -223,17 +227,17 @@ def test_transfer_weights_copies_matching_tensors_only(tmp_path) -> None:
 
 
 def test_prior_bits_sampling_scores_a_subset() -> None:
-    from lqz.train.loop import prior_bits
+    from lqz.objectives import prior_bits
 
     torch.manual_seed(0)
     model = tiny_model()
     x = torch.rand(2, 3, 64, 80)
     _, codewords, indices = model.tokenizer(x, torch.tensor([3, 3]))
     groups = torch.tensor([0, 2])
-    full = prior_bits(model, codewords, indices, groups, 1)
+    full = prior_bits(model.prior, codewords, indices, groups, 1)
     assert full.shape == (2, 10)  # 4 x 5 positions, half of them in pass 1
-    assert torch.equal(prior_bits(model, codewords, indices, groups, 1, sample=99), full)
-    part = prior_bits(model, codewords, indices, groups, 1, sample=3)
+    assert torch.equal(prior_bits(model.prior, codewords, indices, groups, 1, sample=99), full)
+    part = prior_bits(model.prior, codewords, indices, groups, 1, sample=3)
     assert part.shape == (2, 3)
     for b in range(2):
         assert all(torch.isclose(full[b], v).any() for v in part[b])

@@ -94,7 +94,7 @@ def test_config_without_the_field_reads_as_two_passes() -> None:
 
 def test_prior_bits_with_a_pass_per_image_scores_those_passes() -> None:
     """Per-image passes (the trainer's) give the same bits as scoring each image alone."""
-    from lqz.train.loop import prior_bits
+    from lqz.objectives import prior_bits
 
     torch.manual_seed(0)
     model = noisy_split_model()
@@ -102,17 +102,17 @@ def test_prior_bits_with_a_pass_per_image_scores_those_passes() -> None:
     indices, codewords = random_latent(3, h, w)
     groups = torch.tensor([0, 0, 2])
     passes = torch.tensor([Pass.ODD, Pass.EVEN, Pass.REST])
-    mixed = prior_bits(model, codewords, indices, groups, passes, sample=1000)
+    mixed = prior_bits(model.prior, codewords, indices, groups, passes, sample=1000)
     assert mixed.shape == (3, 6)  # the smallest pass, ODD, has 2 x 3 positions
     for b in range(3):
         alone = prior_bits(
-            model, codewords[b : b + 1], indices[b : b + 1], groups[b : b + 1], int(passes[b])
+            model.prior, codewords[b : b + 1], indices[b : b + 1], groups[b : b + 1], int(passes[b])
         )[0]
         assert all(torch.isclose(alone, v).any() for v in mixed[b])
         if passes[b] == Pass.ODD:  # all of its positions, in the coding order
             torch.testing.assert_close(mixed[b], alone)
     with pytest.raises(ValueError, match="one pass"):
-        prior_bits(model, codewords, indices, groups, passes)
+        prior_bits(model.prior, codewords, indices, groups, passes)
 
 
 def test_decoded_tokens_of_earlier_passes_matter_to_odd() -> None:
@@ -130,7 +130,7 @@ def test_decoded_tokens_of_earlier_passes_matter_to_odd() -> None:
 def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path, noise_images) -> None:
     """Old passes keep their pmfs exactly; ODD starts as group 0's REST; training resumes."""
     from lqz.train.loop import TrainOptions, train
-    from lqz.train.migrate import split_run_state
+    from lqz.train.migrate import main as migrate
 
     data = noise_images(6, 48, 48)
     run = tmp_path / "run"
@@ -142,7 +142,10 @@ def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path, noise_
     saved = torch.load(run / "state.pt", weights_only=True)
     old = LqzModel(TINY)
     old.prior.load_state_dict(saved["prior"])
-    migrated = split_run_state(saved)
+    migrate([str(run)])  # the one-shot tool, in place
+    migrated = torch.load(run / "state.pt", weights_only=True)
+    kept = torch.load(run / "state.prev.pt", weights_only=True)  # the old checkpoint stays
+    assert ModelConfig.from_json(kept["config"]) == TINY
     new = LqzModel(SPLIT)
     assert ModelConfig.from_json(migrated["config"]) == SPLIT
     new.prior.load_state_dict(migrated["prior"])
@@ -155,8 +158,37 @@ def test_a_trained_run_migrates_to_the_split_and_keeps_training(tmp_path, noise_
             assert torch.equal(old.prior(latent, *before)[0], new.prior(latent, *after)[0])
         emb = new.prior.embed.weight
         assert torch.equal(emb[new.prior.embed_row(0, Pass.ODD)], emb[1])
-    train(dataclasses.replace(opts, steps=5, split_first_group=True))
+    migrate([str(run)])  # a second call changes nothing
+    assert torch.load(run / "state.prev.pt", weights_only=True)["step"] == kept["step"]
+    train(dataclasses.replace(opts, steps=5))
     resumed = torch.load(run / "state.pt", weights_only=True)
     assert resumed["step"] == 5
     assert ModelConfig.from_json(resumed["config"]) == SPLIT
     assert resumed["ema"]["prior.embed.weight"].shape[0] == 2 * TINY.groups + 1
+
+
+def test_migrating_weights_keeps_every_pass_and_refuses_to_overwrite(tmp_path) -> None:
+    from lqz.errors import OutputError
+    from lqz.nn.weights import load_model, save_weights
+    from lqz.train.migrate import migrate_weights
+
+    torch.manual_seed(1)
+    old = LqzModel(TINY)
+    with torch.no_grad():
+        for p in old.prior.parameters():
+            p.add_(torch.randn(p.shape) * 0.1)
+    src, out = tmp_path / "old.safetensors", tmp_path / "new.safetensors"
+    save_weights(old, src, half=False)
+    assert migrate_weights(src, out, half=False)
+    new = load_model(out)
+    assert new.config == SPLIT
+    _, latent = random_latent(1, 3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            new.prior(latent, 0, Pass.EVEN), old.prior(latent, 0, Pass.ANCHORS)
+        )
+        torch.testing.assert_close(new.prior(latent, 2, Pass.REST), old.prior(latent, 2, Pass.REST))
+    with pytest.raises(OutputError):
+        migrate_weights(src, out)
+    assert not migrate_weights(out, tmp_path / "again.safetensors")  # already split
+    assert not (tmp_path / "again.safetensors").exists()

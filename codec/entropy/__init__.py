@@ -8,7 +8,9 @@
   path (grid-rounded parameters, exact conditional pmfs in numba).
 """
 
-from .coder import CorruptStream, TokenDecoder, TokenEncoder, ideal_bits
+from importlib import import_module
+from typing import Any
+
 from .shell_pmf import (
     DETAIL_SIZES,
     SHAPES,
@@ -32,3 +34,12 @@ __all__ = [
     "log_prob",
     "split_index",
 ]
+
+#: The coder needs ``constriction``; the training path (the pmf only) must not.
+_CODER = {"CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CODER:
+        return getattr(import_module(".coder", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

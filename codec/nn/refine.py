@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..leech import DIM
+from ..objectives import image_mse, mse_loss
 from .tokenizer import Tokenizer, channels_last
 
 #: Adam step size, relative to each 24-d group's norm in the analysis transform's latent (the
@@ -53,9 +54,9 @@ def refine_indices(
             decoded = tokenizer.synthesis(channels_last(tokenizer.padded(codewords)))
             if valid is not None:
                 decoded = decoded[..., : valid[0], : valid[1]]
-            loss = torch.mean((decoded - target) ** 2)
+            loss = mse_loss(decoded, target)
             with torch.no_grad():  # per image, what the decoder shows: clamped pixels
-                shown = torch.mean((decoded.clamp(0, 1) - target) ** 2, dim=(1, 2, 3))
+                shown = image_mse(decoded.clamp(0, 1), target)
                 if best is None:
                     best_loss, best = shown, indices.clone()
                 else:

@@ -1,100 +1,125 @@
-"""Command line of the trainer."""
+"""Command line of the trainer (also under ``torchrun --nproc_per_node=N -m lqz.train``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..errors import TrainSettingError
 from ..ladder import DEFAULT_WEIGHTS as SHIPPED
 from ..nn.config import ModelConfig
-from .loop import TrainOptions, train
-from .state import DEFAULT_ROOT
+from .entry import run_main
+from .loop import TINY, TrainOptions, train
+from .state import DEFAULT_ROOT, RunState
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="python -m lqz.train",
         description="Train the lqz tokenizer. Resumes from the run's latest checkpoint.",
     )
-    parser.add_argument("--data", type=Path, required=True, help="folder of training images")
-    parser.add_argument("--run", default="main", help="run name (state folder under --root)")
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="state folders root")
-    parser.add_argument("--steps", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--prior-lr", type=float, default=1e-3)
-    parser.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
-    parser.add_argument("--channels", type=int, default=ModelConfig.channels)
-    parser.add_argument("--kernel", type=int, default=ModelConfig.kernel)
-    parser.add_argument("--stride-log2", type=int, default=ModelConfig.stride_log2)
-    parser.add_argument("--groups", type=int, default=ModelConfig.groups)
-    parser.add_argument(
+    p.add_argument("--data", type=Path, required=True, help="folder of images or training pack")
+    p.add_argument("--run", default="main", help="run name (state folder under --root)")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="state folders root")
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--prior-lr", type=float, default=1e-3)
+    p.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
+    p.add_argument("--channels", type=int, default=ModelConfig.channels)
+    p.add_argument("--kernel", type=int, default=ModelConfig.kernel)
+    p.add_argument("--stride-log2", type=int, default=ModelConfig.stride_log2)
+    p.add_argument("--groups", type=int, default=ModelConfig.groups)
+    p.add_argument(
         "--latent-kernel",
         type=int,
         default=ModelConfig.latent_kernel,
         help="0: strided last stage; k: stride-1 k x k latent convolution (see ModelConfig)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--levels",
-        default=",".join(map(str, ModelConfig.levels)),
+        default=None,
         help="groups coded at each quality level, ascending, comma-separated",
     )
-    parser.add_argument(
+    p.add_argument(
         "--prior-tokens",
         type=int,
-        default=32,
+        default=TrainOptions.prior_tokens,
         help="positions per image scored by the prior's loss each step",
     )
-    parser.add_argument(
+    p.add_argument(
         "--transfer",
         type=Path,
         default=None,
         help="weights (safetensors) whose tensors of matching name and shape start a new run "
         "of a different architecture",
     )
-    parser.add_argument(
+    p.add_argument(
         "--ema-decay",
         type=float,
         default=TrainOptions.ema_decay,
         help="decay of the weight average that validation scores and export ships",
     )
-    parser.add_argument(
+    p.add_argument(
         "--split-first-group",
         action="store_true",
-        help="code group 0 in three passes (see lqz.nn.prior); a run or weights without it "
-        "are migrated (lqz.train.migrate)",
+        help="code group 0 in three passes (see lqz.nn.prior); a run or start weights without "
+        "it are migrated once first (python -m lqz.train.migrate)",
     )
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--checkpoint-seconds", type=float, default=300.0)
-    parser.add_argument("--validate-seconds", type=float, default=600.0)
-    parser.add_argument(
+    p.add_argument("--tiny", action="store_true", help="a tiny model (dry runs and tests)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--checkpoint-seconds", type=float, default=300.0)
+    p.add_argument("--validate-seconds", type=float, default=600.0)
+    p.add_argument(
         "--init-weights",
         type=Path,
-        default=SHIPPED if SHIPPED.exists() else None,
-        help="weights to start from when the run has no state (default: the shipped model; "
-        "their config then overrides --channels/--kernel)",
+        default=None,
+        help="weights to start from when the run has no state (default: the shipped model, "
+        "without --tiny; their config then overrides the architecture options)",
     )
-    parser.add_argument("--fresh", action="store_true", help="start from random weights")
-    args = parser.parse_args(argv)
-    config = ModelConfig(
-        channels=args.channels,
-        kernel=args.kernel,
-        stride_log2=args.stride_log2,
-        groups=args.groups,
-        latent_kernel=args.latent_kernel,
-        split_first_group=args.split_first_group,
-    )
-    try:
-        config = config.with_levels(args.levels)
-    except ValueError as exc:
-        parser.error(str(exc))
+    p.add_argument("--fresh", action="store_true", help="start from random weights")
+    return p
+
+
+def config_of(args: argparse.Namespace) -> ModelConfig:
+    """The architecture the options describe (a fresh or transferred run's)."""
+    if args.tiny:
+        config = TINY
+    else:
+        config = ModelConfig(
+            channels=args.channels,
+            kernel=args.kernel,
+            stride_log2=args.stride_log2,
+            groups=args.groups,
+            latent_kernel=args.latent_kernel,
+            split_first_group=args.split_first_group,
+        )
+    if args.levels is not None:
+        try:
+            config = config.with_levels(args.levels)
+        except ValueError as exc:
+            raise TrainSettingError(str(exc)) from None
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run_dir = args.root / args.run
+    init = args.init_weights
+    if init is None and not args.tiny and SHIPPED.exists():
+        init = SHIPPED
+    if args.fresh:
+        init = None
+    if args.split_first_group:
+        init = split_first_group(run_dir, init)
     train(
         TrainOptions(
             data=args.data,
-            run_dir=args.root / args.run,
-            config=config,
+            run_dir=run_dir,
+            config=config_of(args),
             batch=args.batch,
             crop=args.crop,
             lr=args.lr,
@@ -105,14 +130,37 @@ def main(argv: list[str] | None = None) -> None:
             validate_seconds=args.validate_seconds,
             threads=args.threads,
             device=args.device,
-            init_weights=None if args.fresh else args.init_weights,
+            init_weights=init,
             transfer=args.transfer,
             prior_tokens=args.prior_tokens,
             ema_decay=args.ema_decay,
-            split_first_group=args.split_first_group,
+            amp=False if args.no_amp else None,
         )
     )
 
 
+def split_first_group(run_dir: Path, init: Path | None) -> Path | None:
+    """``--split-first-group``: migrate the run's checkpoint in place, or, for a new run, the
+    weights it starts from (into the run folder); returns the weights to start from."""
+    import os
+
+    from .migrate import migrate_run, migrate_weights
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainSettingError("run --split-first-group once without torchrun first")
+    run = RunState(run_dir)
+    if run.latest.exists() or run.previous.exists():
+        if migrate_run(run_dir):
+            print(f"migrated {run_dir} to three passes for group 0", flush=True)
+        return init
+    if init is None:
+        return None
+    out = run_dir / "init-split.safetensors"
+    if migrate_weights(init, out, force=True, half=False):
+        print(f"migrated {init} to three passes for group 0 -> {out}", flush=True)
+        return out
+    return init
+
+
 if __name__ == "__main__":
-    main()
+    run_main(main, "lqz.train")

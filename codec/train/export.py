@@ -8,10 +8,41 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from ..errors import CheckpointError, OutputError, TrainSettingError
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
 from ..nn.weights import save_weights
+from .entry import run_main
 from .state import DEFAULT_ROOT, RunState
+
+
+def export_config(config: ModelConfig, levels: str | None) -> ModelConfig:
+    """``config`` with the groups-per-level table ``levels`` ("1,2,4") when given."""
+    if levels is None:
+        return config
+    try:
+        return config.with_levels(levels)
+    except ValueError as exc:
+        raise TrainSettingError(str(exc)) from None
+
+
+def write_weights(
+    config: ModelConfig, state: dict[str, torch.Tensor], out: Path, half: bool = True
+) -> LqzModel:
+    """Shipped weights of ``state`` (``LqzModel.state_dict()`` names) under ``config``, written
+    atomically (a reader never sees a partial file); returns the model (on the CPU)."""
+    model = LqzModel(config)
+    model.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        save_weights(model, tmp, half=half)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    return model
 
 
 def export(
@@ -25,27 +56,21 @@ def export(
 
     ``levels`` ("1,2,4") replaces the trained groups-per-level table (e.g. to drop a level that
     validation shows is not better than the one below it). ``average``: ship the run's weight
-    average (EMA) when it has one, else the last step's weights.
+    average (EMA), else the last step's weights.
     """
-    saved = RunState(run_dir).load()
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no run folder {run_dir}")
+    saved = RunState(run_dir, create=False).load()
     if saved is None:
-        raise SystemExit(f"no checkpoint in {run_dir}")
-    config = ModelConfig.from_json(saved["config"])
-    if levels is not None:
-        try:
-            config = config.with_levels(levels)
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
-    model = LqzModel(config)
-    model.tokenizer.load_state_dict(saved.get("tokenizer", saved.get("model")))
-    if "prior" in saved:
-        model.prior.load_state_dict(saved["prior"])
-    if average and "ema" in saved:
-        model.load_state_dict(saved["ema"])
-    tmp = out.with_suffix(".tmp")
-    save_weights(model, tmp, half=half)
-    tmp.replace(out)
-    kind = "EMA" if average and "ema" in saved else "last-step"
+        raise CheckpointError(f"no checkpoint in {run_dir}")
+    config = export_config(ModelConfig.from_json(saved["config"]), levels)
+    if average:
+        state = saved["ema"]
+    else:
+        state = {f"tokenizer.{k}": v for k, v in saved["tokenizer"].items()}
+        state |= {f"prior.{k}": v for k, v in saved["prior"].items()}
+    model = write_weights(config, state, out, half)
+    kind = "EMA" if average else "last-step"
     print(f"step {saved['step']}, {saved['elapsed'] / 3600:.2f} h, {kind} weights -> {out}")
     return model
 
@@ -73,4 +98,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "lqz.train.export")

@@ -1,26 +1,43 @@
-"""The training loop: tokenizer (and prior, when enabled) on random crops, resumable."""
+"""The training loop: tokenizer (and prior, when enabled) on random crops, resumable.
+
+Three parts, shared with the GPU-window trainer (:mod:`lqz.train.device`): a :class:`Session`
+(model, optimizers, weight average, counters; started fresh, from weights or from a
+checkpoint), a :class:`TrainStep` (one optimizer step of both nets on one batch) and a
+:class:`WindowLog` (the running figures logged every few steps).
+"""
 
 from __future__ import annotations
 
-import math
 import signal
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
-from ..leech import SIZE
+from ..errors import TrainingDataError, TrainSettingError
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
-from ..nn.prior import group_passes, pass_mask
-from .data import CropSampler, held_out_crops, list_images, load_rgb
+from ..nn.prior import group_passes
+from ..objectives import mse_loss, prior_bits, psnr
+from .data import (
+    CropSampler,
+    DeviceCrops,
+    held_out_crops,
+    list_images,
+    load_pack,
+    load_rgb,
+    to_float,
+)
+from .distributed import Distributed
 from .ema import WeightAverage
-from .migrate import split_run_state, split_weights
+from .heldout import validate
+from .quantizer import use_device_quantizer
 from .state import RunState
-
-BITS_PER_TOKEN = math.log2(SIZE)
 
 
 @dataclass
@@ -44,93 +61,142 @@ class TrainOptions:
     transfer: Path | None = None
     prior_tokens: int = 32
     ema_decay: float = 0.998
-    split_first_group: bool = False  # migrate a run or weights without it (lqz.train.migrate)
+    #: bf16 autocast of the transforms; None: on CUDA only
+    amp: bool | None = None
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image RGB PSNR in dB of images in [0, 1]."""
-    mse = ((a.clamp(0, 1) - b) ** 2).flatten(1).mean(1)
-    return -10 * torch.log10(mse.clamp_min(1e-10))
+#: ``--tiny``: the shipped architecture (stride 8, stride-1 latent convolution, group 0 in three
+#: passes) small enough to train for seconds on a CPU (dry runs, tests).
+TINY = ModelConfig(
+    channels=16,
+    groups=3,
+    kernel=3,
+    stride_log2=3,
+    latent_kernel=3,
+    prior_channels=16,
+    split_first_group=True,
+    levels=(1, 2, 3),
+)
 
 
-def prior_bits(
-    model: LqzModel,
-    codewords: torch.Tensor,
-    indices: torch.Tensor,
-    groups: torch.Tensor,
-    pass_: torch.Tensor | int,
-    sample: int | None = None,
-) -> torch.Tensor:
-    """-log2 p (B, n) of the n tokens of (groups[b], pass_[b]) of each image b.
-
-    ``pass_``: one pass for all images, or a (B,) tensor of passes (training; then ``sample``
-    is needed, as the passes differ in size). ``sample``: score only this many randomly chosen
-    positions of each image's pass (at most as many as the smallest pass has); the exact pmf is
-    the costly part of a training step, the context net is not.
-    """
-    from ..entropy.shell_pmf import log_prob
-
-    b, _, h, w = codewords.shape
-    tables, logits = model.prior(codewords, groups, pass_)
-    passes = torch.as_tensor(pass_).expand(b).tolist()
-    masks = torch.stack([pass_mask(h, w, p, codewords.device).flatten() for p in passes])
-    if sample is None:
-        if len(set(passes)) > 1:
-            raise ValueError("scoring whole passes of different sizes needs one pass")
-        where = masks[0].nonzero()[:, 0].expand(b, -1)
-    else:
-        n = min(sample, int(masks.sum(1).min()))
-        noise = torch.rand(masks.shape, device=masks.device).masked_fill(~masks, -1.0)
-        where = noise.topk(n, dim=1).indices.sort(dim=1).values  # row-major, as coded
-    rows = torch.arange(b, device=where.device)[:, None]
-    tables, logits = tables.flatten(1, 2)[rows, where], logits.flatten(1, 2)[rows, where]
-    target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[rows, where]
-    return -log_prob(tables, logits, target) / math.log(2)
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainSettingError(f"unknown device {name!r} (auto, cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainSettingError("--device cuda, but torch sees no CUDA device")
+    return device
 
 
-def random_passes(config: ModelConfig, groups: torch.Tensor) -> torch.Tensor:
-    """One pass per image, uniformly among the passes of its group (the prior's training)."""
-    options = [group_passes(config, g) for g in groups.tolist()]
-    chosen = [int(o[int(torch.randint(len(o), ()))]) for o in options]
-    return torch.tensor(chosen, device=groups.device)
+class Timers:
+    """Wall time per part of a step. On CUDA each interval is closed by a synchronize (kernels
+    run asynchronously); on the CPU it is two clock reads."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sync = device.type == "cuda"
+        self.totals: dict[str, float] = defaultdict(float)
+        self.in_step = False
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Time the block as part ``name``; parts count only within a ``"step"`` (the
+        quantizer's search also runs in validation)."""
+        if name != "step" and not self.in_step:
+            yield
+            return
+        self.in_step = True
+        if self.sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync:
+                torch.cuda.synchronize()
+            self.totals[name] += time.perf_counter() - start
+            if name == "step":
+                self.in_step = False
+
+    def shares(self) -> dict[str, float]:
+        """Share of the step time in the search, the prior's pmf and the transforms; resets."""
+        total = self.totals.get("step", 0.0)
+        tokenizer, search = self.totals.get("tokenizer", 0.0), self.totals.get("search", 0.0)
+        out = {
+            "share_search": search / total if total else 0.0,
+            "share_pmf": self.totals.get("prior", 0.0) / total if total else 0.0,
+            "share_transforms": (tokenizer - search) / total if total else 0.0,
+        }
+        self.totals.clear()
+        return out
 
 
-@torch.no_grad()
-def validate(
-    model: LqzModel, crops: torch.Tensor, device: torch.device, with_prior: bool
-) -> dict[str, float]:
-    """PSNR and bpp on the fixed validation crops at every quality level.
+@dataclass
+class Session:
+    """What a run trains and resumes: model, optimizers, weight average and counters."""
 
-    ``raw_bpp`` is the token rate without a prior (log2 196,560 bits per token); ``bpp`` the
-    ideal code length under the prior (what the range coder achieves to within ~0.5%).
-    """
-    model.eval()
-    config = model.config
-    out: dict[str, float] = {}
-    stride2 = config.stride**2
-    group_bits = torch.zeros(config.groups)
-    if with_prior:
-        for start in range(0, len(crops), 4):
-            x = crops[start : start + 4].to(device)
-            _, codewords, indices = model.tokenizer(x, torch.full((len(x),), 1, device=device))
-            for g in range(config.groups):
-                for pass_ in group_passes(config, g):
-                    groups = torch.full((len(x),), g, device=device)
-                    bits = prior_bits(model, codewords, indices, groups, pass_)
-                    group_bits[g] += bits.sum().item() / (len(crops) * x.shape[-1] * x.shape[-2])
-    for level, groups in enumerate(config.levels, start=1):
-        scores = []
-        for start in range(0, len(crops), 4):
-            x = crops[start : start + 4].to(device)
-            used = torch.full((len(x),), groups, device=device)
-            x_hat, _, _ = model.tokenizer(x, used, used)
-            scores.append(psnr(x_hat, x))
-        out[f"psnr_q{level}"] = torch.cat(scores).mean().item()
-        out[f"raw_bpp_q{level}"] = groups * BITS_PER_TOKEN / stride2
-        if with_prior:
-            out[f"bpp_q{level}"] = group_bits[:groups].sum().item()
-    model.train()
-    return out
+    config: ModelConfig
+    model: LqzModel
+    optimizer: torch.optim.Optimizer
+    prior_optimizer: torch.optim.Optimizer
+    average: WeightAverage
+    step: int = 0
+    elapsed: float = 0.0
+    prior_steps: int = 0
+
+    @classmethod
+    def new(
+        cls,
+        config: ModelConfig,
+        device: torch.device,
+        lr: float,
+        prior_lr: float,
+        ema_decay: float,
+        state: dict[str, torch.Tensor] | None = None,
+    ) -> Session:
+        """A session of a fresh model (random weights, or ``state``) on ``device``."""
+        model = LqzModel(config)
+        if state is not None:
+            model.load_state_dict(state)
+        model.to(device)
+        return cls(
+            config,
+            model,
+            torch.optim.Adam(model.tokenizer.parameters(), lr=lr),
+            torch.optim.Adam(model.prior.parameters(), lr=prior_lr),
+            WeightAverage(model, ema_decay),
+        )
+
+    def load_checkpoint(self, saved: dict[str, Any]) -> None:
+        """Continue from a checkpoint (:meth:`checkpoint`) of a run of the same config."""
+        self.model.tokenizer.load_state_dict(saved["tokenizer"])
+        self.model.prior.load_state_dict(saved["prior"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.prior_optimizer.load_state_dict(saved["prior_optimizer"])
+        self.average.load_state_dict(saved["ema"])
+        self.step, self.elapsed = saved["step"], saved["elapsed"]
+        self.prior_steps = saved["prior_steps"]
+
+    def set_lr(self, lr: float, prior_lr: float) -> None:
+        for opt, value in ((self.optimizer, lr), (self.prior_optimizer, prior_lr)):
+            for group in opt.param_groups:
+                group["lr"] = value
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_json(),
+            "tokenizer": self.model.tokenizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "prior": self.model.prior.state_dict(),
+            "prior_optimizer": self.prior_optimizer.state_dict(),
+            "prior_steps": self.prior_steps,
+            "ema": self.average.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+        }
 
 
 def transfer_weights(model: LqzModel, path: Path) -> int:
@@ -148,162 +214,260 @@ def transfer_weights(model: LqzModel, path: Path) -> int:
     return len(matching)
 
 
-def train(opts: TrainOptions) -> None:
-    """Train until ``opts.steps`` or SIGTERM/SIGINT; checkpoints to ``opts.run_dir``."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
-    )
-    run = RunState(opts.run_dir)
-    paths = list_images(opts.data)
-    if len(paths) <= opts.holdout:
-        raise SystemExit(f"need more than {opts.holdout} images in {opts.data}")
-    t0 = time.perf_counter()
-    images = [load_rgb(p) for p in paths]
-    print(f"loaded {len(images)} images in {time.perf_counter() - t0:.0f} s", flush=True)
-    val = held_out_crops(images[-opts.holdout :])
-    sampler = CropSampler(images[: -opts.holdout], opts.crop)
+def start_session(
+    opts: TrainOptions, saved: dict[str, Any] | None, device: torch.device
+) -> Session:
+    """Resume ``saved``, or start from ``opts.init_weights`` (their config), a ``--transfer``
+    or random weights (``opts.config``)."""
+    from ..nn.weights import read_weights
 
-    saved = run.load()
-    if saved and opts.split_first_group:
-        saved = split_run_state(saved)
-    config = ModelConfig.from_json(saved["config"]) if saved else opts.config
-    init_state = None
-    if not saved and opts.init_weights and not opts.transfer:
-        from ..nn.weights import read_weights
-
-        config, init_state = read_weights(opts.init_weights)  # the weights decide the config
-        if opts.split_first_group:
-            config, init_state = split_weights(config, init_state)
-    model = LqzModel(config).to(device)
-    optimizer = torch.optim.Adam(model.tokenizer.parameters(), lr=opts.lr)
-    prior_optimizer = torch.optim.Adam(model.prior.parameters(), lr=opts.prior_lr)
-    step, elapsed, prior_steps = 0, 0.0, 0
-    if saved:
-        model.tokenizer.load_state_dict(saved.get("tokenizer", saved.get("model")))
-        optimizer.load_state_dict(saved["optimizer"])
-        if "prior" in saved:
-            model.prior.load_state_dict(saved["prior"])
-            prior_optimizer.load_state_dict(saved["prior_optimizer"])
-            prior_steps = saved.get("prior_steps", 0)
-        for opt, lr in ((optimizer, opts.lr), (prior_optimizer, opts.prior_lr)):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        step, elapsed = saved["step"], saved["elapsed"]
-        sampler.rng = np.random.default_rng(step)
-        print(f"resumed {run.latest} at step {step} ({elapsed / 3600:.2f} h)", flush=True)
-    elif init_state is not None:
-        model.load_state_dict(init_state)
+    config, state = opts.config, None
+    if saved is not None:
+        config = ModelConfig.from_json(saved["config"])
+    elif opts.init_weights and not opts.transfer:
+        config, state = read_weights(opts.init_weights)  # the weights decide the config
+    session = Session.new(config, device, opts.lr, opts.prior_lr, opts.ema_decay, state)
+    if saved is not None:
+        session.load_checkpoint(saved)
+        session.set_lr(opts.lr, opts.prior_lr)
+        print(f"resumed at step {session.step} ({session.elapsed / 3600:.2f} h)", flush=True)
+    elif state is not None:
         print(f"initialised from {opts.init_weights} ({config})", flush=True)
     elif opts.transfer:
-        copied = transfer_weights(model, opts.transfer)
+        copied = transfer_weights(session.model, opts.transfer)
+        session.average = WeightAverage(session.model, opts.ema_decay)
         print(f"transferred {copied} tensors from {opts.transfer} ({config})", flush=True)
-    average = WeightAverage(model, opts.ema_decay)
-    if saved and "ema" in saved:
-        average.load_state_dict(saved["ema"])
+    return session
 
-    stop = {"flag": False}
+
+def random_passes(config: ModelConfig, groups: torch.Tensor) -> torch.Tensor:
+    """One pass per image, uniformly among the passes of its group (the prior's training)."""
+    options = [group_passes(config, g) for g in groups.tolist()]
+    chosen = [int(o[int(torch.randint(len(o), ()))]) for o in options]
+    return torch.tensor(chosen, device=groups.device)
+
+
+class TrainStep:
+    """One optimizer step of the tokenizer (MSE at a random level per image) and of the prior
+    (bits of a random (group, pass) per image), on the session's device.
+
+    The search runs on the device (:class:`~lqz.train.quantizer.DeviceQuantizer`); ``amp``:
+    the transforms under bf16 autocast (the quantizer and both losses stay float32).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        device: torch.device,
+        prior: bool = True,
+        prior_tokens: int = 32,
+        amp: bool = False,
+        dist: Distributed | None = None,
+        timers: Timers | None = None,
+    ) -> None:
+        self.session, self.device, self.prior, self.prior_tokens = (
+            session,
+            device,
+            prior,
+            prior_tokens,
+        )
+        self.amp = amp
+        self.timers = timers or Timers(device)
+        use_device_quantizer(session.model.tokenizer, self.timers)
+        dist = dist or Distributed()
+        self.tokenizer = dist.wrap(session.model.tokenizer, device)
+        self.prior_net = dist.wrap(session.model.prior, device)
+        self.levels = torch.tensor(session.config.levels, device=device)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Train on the batch ``x`` (B, 3, H, W) on the device; the step's figures, as tensors
+        (reading them would wait for the device)."""
+        s, timers, b = self.session, self.timers, len(x)
+        config = s.config
+        with timers("step"):
+            used = self.levels[torch.randint(len(self.levels), (b,), device=self.device)]
+            groups = torch.randint(config.groups, (b,), device=self.device)  # the prior's groups
+            # the prior reads groups <= its group: only those and the used ones are searched
+            needed = torch.maximum(used, groups + 1) if self.prior else used
+            with timers("tokenizer"):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    x_hat, codewords, indices = self.tokenizer(x, used, needed)
+                loss = mse_loss(x_hat.float(), x)
+                s.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(s.model.tokenizer.parameters(), 1.0)
+                s.optimizer.step()
+            figures = {"loss": loss.detach(), "psnr": psnr(x_hat.detach().float(), x).mean()}
+            if self.prior:
+                with timers("prior"):
+                    passes = random_passes(config, groups)
+                    bits = prior_bits(
+                        self.prior_net, codewords.detach(), indices, groups, passes,
+                        self.prior_tokens,
+                    ).mean()  # fmt: skip
+                    s.prior_optimizer.zero_grad(set_to_none=True)
+                    bits.backward()
+                    torch.nn.utils.clip_grad_norm_(s.model.prior.parameters(), 1.0)
+                    s.prior_optimizer.step()
+                s.prior_steps += 1
+                figures["bits"] = bits.detach()
+            s.average.update(s.model)
+            s.step += 1
+        return figures
+
+
+class WindowLog:
+    """Figures averaged over the steps since the last record."""
+
+    def __init__(self, timers: Timers) -> None:
+        self.timers = timers
+        self._reset(time.perf_counter())
+
+    def _reset(self, now: float) -> None:
+        self.start, self.steps, self.images = now, 0, 0
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, figures: dict[str, torch.Tensor], images: int) -> None:
+        self.steps += 1
+        self.images += images
+        for k, v in figures.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+
+    def record(self, session: Session, world: int = 1) -> dict[str, Any]:
+        """The window's record (images/s across all ranks), and a new window."""
+        now = time.perf_counter()
+        n = max(self.steps, 1)
+        mean = {k: v.item() / n for k, v in self.sums.items()}
+        record = {
+            "step": session.step,
+            "images_per_s": self.images * world / (now - self.start),
+            "loss": mean.get("loss", 0.0),
+            "train_psnr": mean.get("psnr", 0.0),
+            "bits_per_token": mean.get("bits", 0.0),
+            "elapsed_h": session.elapsed / 3600,
+            **self.timers.shares(),
+        }
+        self._reset(now)
+        return record
+
+    @staticmethod
+    def line(record: dict[str, Any]) -> str:
+        return (
+            f"step {record['step']} {record['images_per_s']:.1f} img/s loss {record['loss']:.5f} "
+            f"psnr {record['train_psnr']:.2f} dB bits/token {record['bits_per_token']:.3f} "
+            f"(search {record['share_search']:.0%}, pmf {record['share_pmf']:.0%}, "
+            f"transforms {record['share_transforms']:.0%})"
+        )
+
+
+def load_training_data(
+    data: Path, crop: int, holdout: int, device: torch.device, seed: int = 0
+) -> tuple[CropSampler | DeviceCrops, torch.Tensor]:
+    """(crop sampler, validation crops) of a folder of images or a training pack (``.npz``);
+    a pack's crops live on ``device``."""
+    t0 = time.perf_counter()
+    if data.is_file():
+        crops, val = load_pack(data)
+        sampler: CropSampler | DeviceCrops = DeviceCrops(
+            torch.from_numpy(crops).to(device), crop, seed
+        )
+        print(f"loaded {len(crops)} crops in {time.perf_counter() - t0:.0f} s", flush=True)
+        return sampler, to_float(val)
+    paths = list_images(data)
+    if len(paths) <= holdout:
+        raise TrainingDataError(f"need more than {holdout} images in {data}")
+    images = [load_rgb(p) for p in paths]
+    print(f"loaded {len(images)} images in {time.perf_counter() - t0:.0f} s", flush=True)
+    return CropSampler(images[:-holdout], crop, seed), held_out_crops(images[-holdout:])
+
+
+def sampler_seed(step: int, dist: Distributed) -> int | list[int]:
+    """The crop stream of a rank from ``step`` on (rank 0 alone: the step, as before)."""
+    return step if dist.rank == 0 else [step, dist.rank]
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[dict[str, bool]]:
+    """A flag that SIGTERM/SIGINT set (stop after this step); the old handlers come back."""
+    flag = {"stop": False}
 
     def request_stop(signum: int, _frame: object) -> None:
         print(f"signal {signum}: stopping after this step", flush=True)
-        stop["flag"] = True
+        flag["stop"] = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    def checkpoint() -> None:
-        run.save(
-            {
-                "config": config.to_json(),
-                "tokenizer": model.tokenizer.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "prior": model.prior.state_dict(),
-                "prior_optimizer": prior_optimizer.state_dict(),
-                "prior_steps": prior_steps,
-                "ema": average.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-            }
-        )
-        print(f"checkpoint at step {step}", flush=True)
-
-    levels = torch.tensor(config.levels)
-    last_ckpt = last_val = last_log = time.perf_counter()
-    window_steps, window_images, window_loss, window_psnr, window_bits = 0, 0, 0.0, 0.0, 0.0
-    model.train()
-    while step < opts.steps and not stop["flag"]:
-        tick = time.perf_counter()
-        x = sampler.batch(opts.batch).to(device)
-        used = levels[torch.randint(len(levels), (len(x),))].to(device)
-        groups = torch.randint(config.groups, (len(x),), device=device)  # the prior's groups
-        # the prior reads groups <= its group: only those and the used ones are searched
-        needed = torch.maximum(used, groups + 1) if opts.prior else used
-        x_hat, codewords, indices = model.tokenizer(x, used, needed)
-        loss = torch.mean((x_hat - x) ** 2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.tokenizer.parameters(), 1.0)
-        optimizer.step()
-        if opts.prior:
-            passes = random_passes(config, groups)
-            bits = prior_bits(
-                model, codewords.detach(), indices, groups, passes, opts.prior_tokens
-            ).mean()
-            prior_optimizer.zero_grad(set_to_none=True)
-            bits.backward()
-            torch.nn.utils.clip_grad_norm_(model.prior.parameters(), 1.0)
-            prior_optimizer.step()
-            prior_steps += 1
-            window_bits += bits.item()
-        average.update(model)
-        step += 1
-        now = time.perf_counter()
-        elapsed += now - tick
-        window_steps += 1
-        window_images += len(x)
-        window_loss += loss.item()
-        window_psnr += psnr(x_hat.detach(), x).mean().item()
-        if step % opts.log_every == 0:
-            n = window_steps
-            rate = window_images / (now - last_log)
-            record = {
-                "step": step,
-                "images_per_s": rate,
-                "loss": window_loss / n,
-                "train_psnr": window_psnr / n,
-                "bits_per_token": window_bits / n,
-                "elapsed_h": elapsed / 3600,
-            }
-            run.log(record)
-            print(
-                f"step {step} {rate:.1f} img/s loss {window_loss / n:.5f} "
-                f"psnr {window_psnr / n:.2f} dB bits/token {window_bits / n:.3f}",
-                flush=True,
-            )
-            window_steps, window_images, window_loss, window_psnr, window_bits = 0, 0, 0.0, 0.0, 0.0
-            last_log = now
-        if now - last_val > opts.validate_seconds:
-            report_validation(model, average, val, device, opts.prior, run, step)
-            last_val = time.perf_counter()
-        if now - last_ckpt > opts.checkpoint_seconds:
-            checkpoint()
-            last_ckpt = time.perf_counter()
-    checkpoint()
-    report_validation(model, average, val, device, opts.prior, run, step)
+    old = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
-def report_validation(
-    model: LqzModel,
-    average: WeightAverage,
-    crops: torch.Tensor,
-    device: torch.device,
-    with_prior: bool,
-    run: RunState,
-    step: int,
-) -> None:
-    """Validate the averaged weights (what export ships) and log/print the figures."""
-    with average.applied(model):
-        metrics = validate(model, crops, device, with_prior)
-    run.log({"step": step, "validation": metrics, "weights": "ema"})
-    print("validation (EMA) " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()), flush=True)
+def train(opts: TrainOptions) -> Session:
+    """Train until ``opts.steps`` or SIGTERM/SIGINT; checkpoints to ``opts.run_dir``.
+
+    Under torchrun every rank trains and rank 0 alone writes (checkpoints, log, validation).
+    """
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = resolve_device(opts.device)
+    dist = Distributed.from_env(device)
+    device = dist.device(device)
+    try:
+        return _train(opts, device, dist)
+    finally:
+        dist.close()
+
+
+def _train(opts: TrainOptions, device: torch.device, dist: Distributed) -> Session:
+    run = RunState(opts.run_dir)
+    saved = run.load()  # a bad checkpoint fails before the data load
+    sampler, val = load_training_data(opts.data, opts.crop, opts.holdout, device)
+    session = start_session(opts, saved, device)
+    dist.broadcast(list(session.model.state_dict().values()))
+    dist.broadcast(list(session.average.state_dict().values()))
+    sampler.reseed(sampler_seed(session.step, dist))
+    amp = device.type == "cuda" if opts.amp is None else opts.amp
+    timers = Timers(device)
+    step = TrainStep(session, device, opts.prior, opts.prior_tokens, amp, dist, timers)
+    window = WindowLog(timers)
+    last_ckpt = last_val = time.perf_counter()
+
+    def report_validation() -> None:
+        metrics = validate_average(session, val, opts.prior)
+        run.log({"step": session.step, "validation": metrics, "weights": "ema"})
+        print("validation (EMA) " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+
+    with stop_on_signals() as flag:
+        while session.step < opts.steps and not dist.any(flag["stop"], device):
+            tick = time.perf_counter()
+            x = sampler.batch(opts.batch).to(device)
+            window.add(step(x), len(x))
+            now = time.perf_counter()
+            session.elapsed += now - tick
+            if not dist.is_main:
+                continue
+            if session.step % opts.log_every == 0:
+                record = window.record(session, dist.world)
+                run.log(record)
+                print(WindowLog.line(record), flush=True)
+            if now - last_val > opts.validate_seconds:
+                report_validation()
+                last_val = time.perf_counter()
+            if now - last_ckpt > opts.checkpoint_seconds:
+                run.save(session.checkpoint())
+                print(f"checkpoint at step {session.step}", flush=True)
+                last_ckpt = time.perf_counter()
+    if dist.is_main:
+        run.save(session.checkpoint())
+        print(f"checkpoint at step {session.step}", flush=True)
+        report_validation()
+    return session
+
+
+def validate_average(
+    session: Session, crops: torch.Tensor, with_prior: bool = True
+) -> dict[str, float]:
+    """Validation figures of the averaged weights (what export ships)."""
+    with session.average.applied(session.model):
+        return validate(session.model, crops, with_prior)

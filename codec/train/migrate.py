@@ -4,16 +4,25 @@
 It starts as group 0's REST row (both passes read the group's tokens decoded before them); every
 other weight, Adam moment and weight average carries over unchanged, so a trained run continues
 instead of starting its prior again.
+
+One shot, on a run's state folder (in place; the old checkpoint stays as ``state.prev.pt``) or
+on a weights file: ``python -m lqz.train.migrate RUN_DIR`` or
+``python -m lqz.train.migrate WEIGHTS --out NEW_WEIGHTS``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import CheckpointError, OutputError
 from ..nn.config import ModelConfig
+from .entry import run_main
+from .state import RunState
 
 EMBED = "embed.weight"  # the prior's (group, pass) embedding, as named in Prior.state_dict()
 
@@ -49,8 +58,70 @@ def split_run_state(saved: dict[str, Any]) -> dict[str, Any]:
         s for s in saved["prior_optimizer"]["state"].values() if s["exp_avg"].shape == embed.shape
     ]
     if len(moments) != 1:
-        raise ValueError("cannot find the embedding's Adam state in the checkpoint")
+        raise CheckpointError("cannot find the embedding's Adam state in the checkpoint")
     for key in ("exp_avg", "exp_avg_sq"):
         moments[0][key] = torch.cat([moments[0][key], torch.zeros_like(embed[:1])])
     saved["config"] = dataclasses.replace(config, split_first_group=True).to_json()
     return saved
+
+
+def migrate_run(run_dir: Path) -> bool:
+    """Migrate the run's latest checkpoint in place; False when it already has the split."""
+    run = RunState(run_dir, create=False)
+    saved = run.load()
+    if saved is None:
+        raise CheckpointError(f"no checkpoint in {run_dir}")
+    if ModelConfig.from_json(saved["config"]).split_first_group:
+        return False
+    run.save(split_run_state(saved))
+    return True
+
+
+def migrate_weights(path: Path, out: Path, force: bool = False, half: bool = True) -> bool:
+    """Write the weights at ``path``, migrated, to ``out``; False (nothing written) when they
+    already have the split."""
+    from ..nn.model import LqzModel
+    from ..nn.weights import read_weights, save_weights
+
+    config, state = read_weights(path)
+    if config.split_first_group:
+        return False
+    if out.exists() and not force and out.resolve() != path.resolve():
+        raise OutputError(f"{out} exists (use --force to overwrite)")
+    if out.resolve() == path.resolve() and not force:
+        raise OutputError(f"{out} is the input (use --force to overwrite it)")
+    config, state = split_weights(config, state)
+    model = LqzModel(config)
+    model.load_state_dict(state)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        save_weights(model, tmp, half=half)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lqz.train.migrate", description=__doc__)
+    parser.add_argument("target", type=Path, help="a run's state folder or a weights file")
+    parser.add_argument("--out", type=Path, help="where migrated weights go (weights only)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out")
+    parser.add_argument("--fp32", action="store_true", help="store weights in float32")
+    args = parser.parse_args(argv)
+    if args.target.is_dir():
+        if args.out:
+            parser.error("--out is for weights files; a run is migrated in place")
+        done = migrate_run(args.target)
+    elif args.target.is_file():
+        if not args.out:
+            parser.error("migrating weights needs --out")
+        done = migrate_weights(args.target, args.out, args.force, half=not args.fp32)
+    else:
+        raise CheckpointError(f"{args.target} is neither a run folder nor a weights file")
+    print(f"{args.target}: " + ("migrated" if done else "already codes group 0 in three passes"))
+
+
+if __name__ == "__main__":
+    run_main(main, "lqz.train.migrate")

@@ -1,0 +1,86 @@
+"""The training and measurement objectives: distortion (MSE, PSNR) and rate (bits under the prior).
+
+One home for the figures the trainer optimises and reports (:mod:`lqz.train.loop`), the
+held-out measurements (:mod:`lqz.train.heldout`) and the encoder's refinement
+(:mod:`lqz.nn.refine`) use; it imports neither the trainer nor the coder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .leech import SIZE
+from .nn.prior import group_passes, pass_mask
+
+#: Bits of a token without a prior: log2 196,560.
+BITS_PER_TOKEN = math.log2(SIZE)
+
+
+def mse_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every pixel of the batch (the training loss)."""
+    return torch.mean((a - b) ** 2)
+
+
+def image_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared error (B,) of (B, ...) batches."""
+    return torch.mean((a - b) ** 2, dim=tuple(range(1, a.dim())))
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image RGB PSNR (dB) of a reconstruction ``a`` (clamped, as shown) of ``b`` in [0, 1]."""
+    return -10 * torch.log10(image_mse(a.clamp(0, 1), b).clamp_min(1e-10))
+
+
+def prior_bits(
+    prior: nn.Module,
+    codewords: torch.Tensor,
+    indices: torch.Tensor,
+    groups: torch.Tensor,
+    pass_: torch.Tensor | int,
+    sample: int | None = None,
+) -> torch.Tensor:
+    """-log2 p (B, n) of the n tokens of (groups[b], pass_[b]) of each image b.
+
+    ``prior``: the model's :class:`~lqz.nn.prior.Prior` (or a wrapper with its forward, e.g.
+    DistributedDataParallel). ``pass_``: one pass for all images, or a (B,) tensor of passes
+    (training; then ``sample`` is needed, as the passes differ in size). ``sample``: score only
+    this many randomly chosen positions of each image's pass (at most as many as the smallest
+    pass has); the exact pmf is the costly part of a training step, the context net is not.
+    """
+    from .entropy.shell_pmf import log_prob
+
+    b, _, h, w = codewords.shape
+    tables, logits = prior(codewords, groups, pass_)
+    passes = torch.as_tensor(pass_).expand(b).tolist()
+    masks = torch.stack([pass_mask(h, w, p, codewords.device).flatten() for p in passes])
+    if sample is None:
+        if len(set(passes)) > 1:
+            raise ValueError("scoring whole passes of different sizes needs one pass")
+        where = masks[0].nonzero()[:, 0].expand(b, -1)
+    else:
+        n = min(sample, int(masks.sum(1).min()))
+        noise = torch.rand(masks.shape, device=masks.device).masked_fill(~masks, -1.0)
+        where = noise.topk(n, dim=1).indices.sort(dim=1).values  # row-major, as coded
+    rows = torch.arange(b, device=where.device)[:, None]
+    tables, logits = tables.flatten(1, 2)[rows, where], logits.flatten(1, 2)[rows, where]
+    target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[rows, where]
+    return -log_prob(tables, logits, target) / math.log(2)
+
+
+@torch.no_grad()
+def group_bits(
+    prior: nn.Module, codewords: torch.Tensor, indices: torch.Tensor, groups: int
+) -> torch.Tensor:
+    """Ideal code length in bits (B, groups) of each image's tokens of each of the first
+    ``groups`` groups, every pass of the group (what the range coder achieves to ~0.5 %)."""
+    b = codewords.shape[0]
+    out = torch.zeros(b, groups, dtype=torch.float64)
+    for g in range(groups):
+        chosen = torch.full((b,), g, device=codewords.device)
+        for pass_ in group_passes(prior.config, g):
+            bits = prior_bits(prior, codewords, indices, chosen, pass_)
+            out[:, g] += bits.sum(1).double().cpu()
+    return out
