@@ -10,13 +10,12 @@ any result). Accuracy is a few ulp, far below what the coder can resolve.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-_JIT = dict(nogil=True, cache=True)
+from ..jit import kernel
 
 LN2_HI = 6.93147180369123816490e-01  # trailing zero bits: k * LN2_HI is exact for |k| < 2**11
 LN2_LO = 1.90821492927058770002e-10
@@ -56,7 +55,7 @@ def as_float(typingctx, x):  # noqa: ARG001
     return types.float64(types.int64), codegen
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _poly_exp(r: float) -> float:
     """exp(r) for |r| <= ln(2)/2 (Taylor, degree 12: relative error < 2e-16)."""
     p = 1.0 / 479001600.0
@@ -74,7 +73,7 @@ def _poly_exp(r: float) -> float:
     return p * r + 1.0
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _exp(x: float) -> float:
     """Branch-free body of :func:`dexp` (vectorizes in loops)."""
     xc = x if x > EXP_FLOOR else EXP_FLOOR
@@ -85,13 +84,13 @@ def _exp(x: float) -> float:
     return (_poly_exp(r) if x >= EXP_FLOOR else 0.0) * scale
 
 
-@numba.njit(**_JIT)
+@kernel()
 def dexp(x: float) -> float:
     """Deterministic exp; 0 below ``EXP_FLOOR`` (and for -inf)."""
     return _exp(x)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def vexp(x: np.ndarray, n: int) -> None:
     """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`LANES`."""
     m = n - n % LANES
@@ -102,7 +101,7 @@ def vexp(x: np.ndarray, n: int) -> None:
         x[i] = _exp(x[i])
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _log_reduced(m: float, e: float) -> float:
     """log(m * 2**e) for m in [sqrt(1/2), sqrt(2)) (atanh series)."""
     f = m - 1.0
@@ -122,7 +121,7 @@ def _log_reduced(m: float, e: float) -> float:
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p)
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _log_normal(x: float) -> float:
     """Branch-free :func:`dlog` of a positive normal number (vectorizes in loops)."""
     bits = as_int(x)
@@ -134,14 +133,14 @@ def _log_normal(x: float) -> float:
     return _log_reduced(m, float(e))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def vlog_normal(x: np.ndarray, n: int) -> None:
     """In place ``x[:n] = dlog(x[:n])``, bit for bit, for positive normal numbers only."""
     for i in range(n):
         x[i] = _log_normal(x[i])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def dlog(x: float) -> float:
     """Deterministic natural log of a positive finite number (-inf for 0)."""
     if x <= 0.0:

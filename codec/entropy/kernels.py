@@ -48,15 +48,12 @@ as constants: numba would compile a separate copy of a function per literal argu
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
+from ..jit import kernel
 from .detmath import dexp, dlog, vexp, vlog_normal
 from .simd import LANES, golay_word_block, octad_table_step, octad_weights
-
-_JIT = dict(nogil=True, cache=True)
-_PJIT = dict(parallel=True, nogil=True, cache=True)
 
 NUM_PAIRS = 276
 NUM_OCTADS = 759
@@ -80,12 +77,12 @@ _C_RP, _C_RM, _C_A, _C_B, _C_DELTA, _C_NU = 9, 10, 11, 12, 13, 14
 _COORD_ROWS = 15
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _flush(v: float) -> float:
     return v if v >= FLUSH else 0.0
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _sum(x, n: int) -> float:
     """Sum of x[:n] in a fixed order, 8 interleaved partial sums (no serial add chain)."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
@@ -104,7 +101,7 @@ def _sum(x, n: int) -> float:
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _max(x, n: int) -> float:
     """Maximum of x[:n] (n >= 1, no NaN), 4 interleaved partial maxima."""
     a0 = a1 = a2 = a3 = x[0]
@@ -125,7 +122,7 @@ def _max(x, n: int) -> float:
     return a2 if a2 > a0 else a0
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _logsumexp(x: np.ndarray, n: int) -> float:
     top = x[0]
     for i in range(1, n):
@@ -138,7 +135,7 @@ def _logsumexp(x: np.ndarray, n: int) -> float:
     return top + dlog(acc)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_a(L, pairs, w, coord, out) -> None:
     la, ex = coord[_C_LA], coord[_C_EXP]
     base0 = 0.0
@@ -170,7 +167,7 @@ def _shape_a(L, pairs, w, coord, out) -> None:
     out[1] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _subset_sums(values, base: int, table) -> None:
     """table[p] = sum of values[base + j] over the set bits j of the 8-bit pattern p."""
     table[0] = 0.0
@@ -182,7 +179,7 @@ def _subset_sums(values, base: int, table) -> None:
         size *= 2
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _octad_weight(e0, e1, e2) -> float:
     """Octad weight from its three block entries ``[P, prod t, prod |t|, D]``: the product of
     the P, times f = (1 + prod t) / 2, or D / 2 where that would cancel (branch-free)."""
@@ -192,7 +189,7 @@ def _octad_weight(e0, e1, e2) -> float:
     return ((e0[0] * e1[0]) * e2[0]) * f
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _b_prep(L, coord):
     """Per coordinate: lB, t, |t|, eps (``coord`` rows) and ``exp(lB - c)`` (the ``_C_EXP``
     row), ``c = (max lB + min lB) / 2``; returns (base0, c, linear)."""
@@ -219,7 +216,7 @@ def _b_prep(L, coord):
     return base0, c, hi - lo <= B_LINEAR_SPREAD
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
     """Octad weights. ``dp`` as (block, pattern, 4): [P, prod t, prod |t|, D] with P the
     product of exp(lB - c) (linear path) or 1 (log path, where ``w`` first holds the sums)."""
@@ -274,7 +271,7 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
     out[3] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
     """``_b_prep`` of 4 jobs at once (lanes past ``n`` repeat job 0), bit for bit: factors
     ``[exp(lB - c), t, |t|, eps]`` into ``fac[(q * 24 + d) * 4 + lane]``, and base0, c and the
@@ -320,7 +317,7 @@ def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
                 fac[d * 4 + j] = 1.0  # the lane is redone by _shape_b: keep it finite
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp, grid, lane_ws):
     """``_shape_b`` of up to 4 jobs (token ``job_t[j]``, component ``job_m[j]``) side by side:
     weights into ``wb[rows[j]]``, shift and total into ``comp[rows[j], 2:4]``. Bit-identical to
@@ -355,7 +352,7 @@ def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp
             _shape_b(tables[job_t[j], job_m[j]], opat, w, coord, dp, grid, comp[rows[j]])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
     """Product form through Turyn's blocks (weights in coder order, see :func:`_c_exact`);
     False when the largest weight is below ``FAST_MIN_WEIGHT``."""
@@ -416,7 +413,7 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
     return True
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
     """grid[2, k, y, x] = S over block k at this shift: sum of exp(r - shift), r clipped."""
     rp, rm, a, b = coord[_C_RP], coord[_C_RM], coord[_C_A], coord[_C_B]
@@ -434,7 +431,7 @@ def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
                 grid[2, k, y, x] = dp[2][255 ^ p] + dp[3][p]
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
     """Golay word weights in coder order: word ``x * 256 + a * 16 + b`` (Turyn index) at
     ``a * 256 + b * 16 + x`` (see :func:`lqz.entropy.structure.golay_coder_order`)."""
@@ -498,7 +495,7 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
     out[5] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _workspace(m_count: int):
     """Scratch arrays of one work item (up to ``CHUNK`` tokens). ``wb`` and ``comp`` have a row
     per job (token ``i`` of the item, component ``m``: row ``i * m_count + m``); ``wa`` and
@@ -525,14 +522,14 @@ def _workspace(m_count: int):
     )
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _log_weights(logits, log_pi) -> None:
     lse = _logsumexp(logits, logits.shape[0])
     for m in range(logits.shape[0]):
         log_pi[m] = logits[m] - lse
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
     """Octad weights of every component of tokens ``t0:t1`` (only those with ``shape[t] == 1``
     when ``shape`` is not empty), 4 jobs at a time, into the job rows of ``ws``."""
@@ -569,7 +566,7 @@ def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
         )
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_c(Lm, pat, m: int, comp_row, ws) -> None:
     """Golay word weights of component ``m`` into ``ws``; shift and total into
     ``comp_row[4:6]``. Deterministic, whatever ``ws`` held."""
@@ -578,7 +575,7 @@ def _shape_c(Lm, pat, m: int, comp_row, ws) -> None:
         _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp_row)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> None:
     """Token ``i`` of the work item (its B weights already in the job rows): A and C weights
     of every component (in ``ws``), log Z, log weights; the mixture's shape pmf."""
@@ -611,7 +608,7 @@ def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> No
         shape_p[s] = shape_p[s] / total
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _mix_support(s: int, i: int, log_z, log_pi, ws, q) -> float:
     """q = the support weights of shape ``s`` of token ``i`` of the work item mixed over the
     components (unnormalized, the largest component scaled by 1); returns their total."""
@@ -641,7 +638,7 @@ def _mix_support(s: int, i: int, log_z, log_pi, ws, q) -> float:
     return total
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_a(L, i: int, j: int, x) -> None:
     base0 = 0.0
     for d in range(24):
@@ -651,7 +648,7 @@ def _detail_a(L, i: int, j: int, x) -> None:
         x[s] = base0 + L[i, 0 if s & 1 else 8] + L[j, 0 if s & 2 else 8]
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_b(L, coords, x) -> None:
     """x[s] for the 128 sign patterns s (bit k: coordinate k negative; the 8th by parity).
 
@@ -677,7 +674,7 @@ def _detail_b(L, coords, x) -> None:
             x[s] += flip7
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_c(L, c, x) -> None:
     base = 0.0
     for d in range(24):
@@ -686,7 +683,7 @@ def _detail_c(L, c, x) -> None:
         x[p] = base + ((L[p, 7] - L[p, 3]) if c[p] else (L[p, 1] - L[p, 5]))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, x) -> None:
     """Normalized detail pmf of a token of ``shape`` with support ``u`` (into ``out``;
     ``x``: (M, DETAIL_MAX) scratch)."""
@@ -725,7 +722,7 @@ def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, x) 
 _ALL = np.empty(0, dtype=np.int64)  # "every token" for _b_jobs
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi):
     """Per token: shape pmf, the three unnormalized support pmfs and their totals, per-component
     log Z and log mixture weights."""
@@ -744,14 +741,14 @@ def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_tota
                 q_total[t, s] = _mix_support(s, i, log_z[t], log_pi[t], ws, q)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _kept(ws, keep_a, keep_b, keep_c, keep_comp, c: int, t: int):
     """``ws`` with its weight arrays replaced by the kept ones of work item ``c``, token ``t``
     (the same types: the same compiled functions run on them)."""
     return (keep_a[t], keep_b[c], keep_c[t], keep_comp[c]) + ws[4:]
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def shape_keep_kernel(
     tables, logits, pairs, opat, pat, shape_p, log_z, log_pi, keep_a, keep_b, keep_c, keep_comp
 ):  # fmt: skip
@@ -773,7 +770,7 @@ def shape_keep_kernel(
             )
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def kept_support_kernel(
     log_z, log_pi, shape, counts, keep_a, keep_b, keep_c, keep_comp, qa, qb, qc, q_total
 ):  # fmt: skip
@@ -797,7 +794,7 @@ def kept_support_kernel(
             q_total[t] = _mix_support(s, t - c * CHUNK, log_z[t], log_pi[t], wt, q)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, octads, golay, out):
     """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports."""
     n = tokens.shape[0]
@@ -810,7 +807,7 @@ def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, oct
             _detail(shape, tables[t], log_pi[t], log_z[t], u, pairs, octads, golay, out[r], x)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, row, da, db, dc):
     """Detail pmf of every token given its shape and support, into row ``row[t]`` of
     ``da|db|dc`` (as :func:`detail_kernel`)."""
@@ -824,7 +821,7 @@ def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, 
             _detail(s, tables[t], log_pi[t], log_z[t], support[t], pairs, octads, golay, out, x)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def encode_kernel(
     tables, logits, pairs, opat, pat, octads, golay, shape, support, row,
     shape_p, qa, qb, qc, da, db, dc, q_total,
