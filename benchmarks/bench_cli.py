@@ -176,7 +176,7 @@ def main() -> None:
             from lqz import api
 
             api.loaded_codec().at(args.quality or api.default_quality())
-            import lqz.nn.coding  # noqa: F401  (what the first encode would import)
+            import lqz.tiles  # noqa: F401  (what the first encode would import)
         load = time.perf_counter() - start
         print()
         print("library (in this process):")

@@ -55,7 +55,7 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
     from lqz.leech import DIM
     from lqz.leech import decode as leech_decode
     from lqz.nn import coding
-    from lqz.nn.prior import coding_steps, pass_mask
+    from lqz.nn.schedule import coding_steps, pass_mask
     from lqz.nn.weights import load_model
 
     model = load_model(DEFAULT_WEIGHTS)

@@ -162,7 +162,7 @@ def kernels_cold(operation: str) -> bool | None:
 
 
 def _encode_at(prepared, codec: Codec, quality: int, tile_size: int, effort: int) -> bytes:
-    from .nn.coding import encode_tile
+    from .tiles import encode_tile
 
     loaded, level = codec.at(quality)
     groups = loaded.model.config.groups_at(level)
@@ -271,7 +271,7 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
     2^28; ``0`` or ``None``: no limit) raises :class:`~lqz.errors.ImageTooLarge` before anything
     of its size is allocated.
     """
-    from .nn.coding import decode_tile
+    from .tiles import decode_tile
 
     data = bytes(data)
     check_size(fmt.read_header(data), max_pixels)

@@ -70,8 +70,8 @@ def test_each_quality_uses_its_model_and_level(ladder: Path) -> None:
         back = np.asarray(lqz.decode(data))
         assert back.shape == (19, 27, 3)
         # An independent reference: the same model and groups through the tile coder.
-        from lqz.nn.coding import decode_tile
         from lqz.nn.weights import load_model
+        from lqz.tiles import decode_tile
 
         model = load_model(ladder.parent / f"{name}.safetensors")
         tiles = fmt.unpack(data)[1]

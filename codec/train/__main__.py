@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--split-first-group",
         action="store_true",
-        help="code group 0 in three passes (see lqz.nn.prior); a run or weights without it "
+        help="code group 0 in three passes (see lqz.nn.schedule); a run or weights without it "
         "are migrated (lqz.train.migrate)",
     )
     parser.add_argument("--threads", type=int, default=None)

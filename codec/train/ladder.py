@@ -21,8 +21,8 @@ import torch
 
 from ..effort import DEFAULT_EFFORT
 from ..nn.model import LqzModel
-from ..nn.prior import group_passes
 from ..nn.refine import refine_indices
+from ..nn.schedule import group_passes
 from ..nn.weights import load_model
 from .data import held_out_crops, list_images, load_rgb
 from .loop import TrainOptions, prior_bits, psnr

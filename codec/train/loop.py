@@ -14,7 +14,7 @@ import torch
 from ..leech import SIZE
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
-from ..nn.prior import group_passes, pass_mask
+from ..nn.schedule import group_passes, pass_mask
 from .data import CropSampler, held_out_crops, list_images, load_rgb
 from .ema import WeightAverage
 from .migrate import split_run_state, split_weights
