@@ -22,7 +22,7 @@ from .common import (
 def _quality(header: Any) -> int | None:
     """The quality of the ladder in use that the file's (model, level) is, if any."""
     from lqz.errors import LqzError
-    from lqz.ladder import Ladder, ladder_path
+    from lqz.qualities import Ladder, ladder_path
 
     try:
         return Ladder.load(ladder_path()).quality_of(header.model_id, header.quality)

@@ -20,10 +20,11 @@ from ..jit import kernel
 LN2_HI = 6.93147180369123816490e-01  # trailing zero bits: k * LN2_HI is exact for |k| < 2**11
 LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
-MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer (ties to even)
-MAGIC_BITS = np.int64(np.array([MAGIC]).view(np.int64)[0])
-#: ``k + EXPONENT_BIAS`` has the bit pattern ``MAGIC_BITS + k + 1023`` for integer ``|k| < 2**51``.
-EXPONENT_BIAS = 1023.0 + MAGIC
+RINT_BIAS = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer (ties to even)
+RINT_BIAS_BITS = np.int64(np.array([RINT_BIAS]).view(np.int64)[0])
+#: ``k + EXPONENT_BIAS`` has the bit pattern ``RINT_BIAS_BITS + k + 1023`` for integer
+#: ``|k| < 2**51``.
+EXPONENT_BIAS = 1023.0 + RINT_BIAS
 #: Arguments below this give exactly 0 (the result would be subnormal or zero).
 EXP_FLOOR = -708.0
 EXP_CEIL = 709.0
@@ -32,7 +33,7 @@ MANTISSA_MASK = np.int64((1 << 52) - 1)
 HALF_EXPONENT = np.int64(1022 << 52)  # bit pattern of the exponent field of [0.5, 1)
 TWO54 = 18014398509481984.0
 #: Elements per step of :func:`vexp`: independent lanes that hide the polynomial's latency.
-LANES = 16
+VEXP_BLOCK = 16
 
 
 @intrinsic
@@ -78,9 +79,9 @@ def _exp(x: float) -> float:
     """Branch-free body of :func:`dexp` (vectorizes in loops)."""
     xc = x if x > EXP_FLOOR else EXP_FLOOR
     xc = xc if xc < EXP_CEIL else EXP_CEIL
-    k = (xc * INV_LN2 + MAGIC) - MAGIC
+    k = (xc * INV_LN2 + RINT_BIAS) - RINT_BIAS
     r = (xc - k * LN2_HI) - k * LN2_LO
-    scale = as_float((as_int(k + EXPONENT_BIAS) - MAGIC_BITS) << 52)  # 2**k, k in -1021..1023
+    scale = as_float((as_int(k + EXPONENT_BIAS) - RINT_BIAS_BITS) << 52)  # 2**k, k in -1021..1023
     return (_poly_exp(r) if x >= EXP_FLOOR else 0.0) * scale
 
 
@@ -92,10 +93,10 @@ def dexp(x: float) -> float:
 
 @kernel()
 def vexp(x: np.ndarray, n: int) -> None:
-    """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`LANES`."""
-    m = n - n % LANES
-    for i in range(0, m, LANES):
-        for j in range(LANES):
+    """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`VEXP_BLOCK`."""
+    m = n - n % VEXP_BLOCK
+    for i in range(0, m, VEXP_BLOCK):
+        for j in range(VEXP_BLOCK):
             x[i + j] = _exp(x[i + j])
     for i in range(m, n):
         x[i] = _exp(x[i])

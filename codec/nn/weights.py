@@ -8,7 +8,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..ladder import CONFIG_KEY, WeightsError, model_id
+from ..qualities import CONFIG_KEY, WeightsError, model_id
 from .config import ModelConfig
 from .model import LqzModel
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..ladder import DEFAULT_WEIGHTS as SHIPPED
 from ..nn.config import ModelConfig
+from ..qualities import DEFAULT_WEIGHTS as SHIPPED
 from .loop import TrainOptions, train
 from .state import DEFAULT_ROOT
 
