@@ -49,11 +49,3 @@ def load_model(path: Path) -> LqzModel:
         raise WeightsError(f"{path} does not match the lqz architecture: {exc}") from None
     return model.eval()
 
-
-def load_tokenizer_state(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """The tokenizer part of shipped weights (to warm-start training)."""
-    saved_config, state = read_weights(path)
-    if saved_config != config:
-        raise WeightsError(f"{path} has config {saved_config}, training uses {config}")
-    prefix = "tokenizer."
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
