@@ -43,4 +43,3 @@ class LeechQuantizer(nn.Module):
             hard[keep] = decode(indices[keep]).to(device=latent.device, dtype=latent.dtype)
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
-

@@ -48,4 +48,3 @@ def load_model(path: Path) -> LqzModel:
     except RuntimeError as exc:
         raise WeightsError(f"{path} does not match the lqz architecture: {exc}") from None
     return model.eval()
-
