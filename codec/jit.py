@@ -36,6 +36,7 @@ KERNEL_SOURCES = (
     "entropy/kernels.py",
     "entropy/params.py",
     "entropy/simd.py",
+    "entropy/structure.py",
     "leech/golay.py",
     "leech/search.py",
     "leech/shell.py",

@@ -54,13 +54,13 @@ import numpy as np
 from numba import prange
 
 from ..jit import kernel
+from ..leech.shell import NUM_GOLAY, NUM_OCTADS, NUM_PAIRS
 from .detmath import dexp, dlog, vexp, vlog_normal
 from .simd import JOB_LANES, golay_word_block, octad_table_step, octad_weights
+from .structure import DETAIL_SIZES
 
-NUM_PAIRS = 276
-NUM_OCTADS = 759
-NUM_GOLAY = 4096
-DETAIL_MAX = 128
+DETAIL_MAX = max(DETAIL_SIZES)  # the largest detail pmf
+DETAIL_ITEM_TOKENS = 64  # tokens per parallel work item of the detail kernels
 
 FLUSH = 1e-150  # fast path: factors and partial products below this become 0 (products normal)
 FAST_MIN_WEIGHT = 1e-110  # ... the total of its word weights must be >= this (else: exact)
@@ -830,9 +830,9 @@ def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, oct
     """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports."""
     n = tokens.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + 63) // 64):
+    for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
         x = np.empty((m_count, DETAIL_MAX))
-        for r in range(c * 64, min(n, (c + 1) * 64)):
+        for r in range(c * DETAIL_ITEM_TOKENS, min(n, (c + 1) * DETAIL_ITEM_TOKENS)):
             t = tokens[r]
             u = support[r]
             _detail(shape, tables[t], log_pi[t], log_z[t], u, pairs, octads, golay, out[r], x)
@@ -844,9 +844,9 @@ def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, 
     ``da|db|dc`` (as :func:`detail_kernel`)."""
     n = tables.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + 63) // 64):
+    for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
         x = np.empty((m_count, DETAIL_MAX))
-        for t in range(c * 64, min(n, (c + 1) * 64)):
+        for t in range(c * DETAIL_ITEM_TOKENS, min(n, (c + 1) * DETAIL_ITEM_TOKENS)):
             s = shape[t]
             out = da[row[t]] if s == 0 else (db[row[t]] if s == 1 else dc[row[t]])
             _detail(s, tables[t], log_pi[t], log_z[t], support[t], pairs, octads, golay, out, x)

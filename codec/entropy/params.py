@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from ..jit import kernel
-from ..leech.shell import DIM
+from ..leech.shell import DIM, VALUES
 
-VALUES = 9
 GRID = 2.0**-8
 TABLE_FLOOR = -512.0
 LOGIT_FLOOR = -512.0

@@ -13,11 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..leech import DIM
+from ..leech.shell import DIM, VALUES
 from .config import ModelConfig
 from .schedule import Pass, context_mask, group_passes, pass_mask
-
-VALUES = 9  # coordinate values -4..4
 
 
 class Prior(nn.Module):
