@@ -1,0 +1,45 @@
+"""Stored ``.lqz`` files decode to exactly the tokens and pixels recorded when they were written.
+
+A change that alters what existing files decode to (a kernel's summation order, the prior's
+band split, a model's weights) fails here; rewriting the files is a deliberate command
+(``python tests/expected_streams.py --rewrite``), never part of a test run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from expected_streams import CASES, EXPECTED, load_manifest, pixel_digest, token_digest
+
+import lqz
+from lqz import api
+from lqz import format as fmt
+
+MANIFEST = load_manifest()
+
+
+def test_every_case_is_frozen() -> None:
+    assert sorted(MANIFEST) == sorted(case.name for case in CASES)
+    for case in CASES:
+        assert (EXPECTED / f"{case.name}.lqz").is_file()
+
+
+def test_cases_cover_every_quality_and_model() -> None:
+    qualities = {case.quality for case in CASES}
+    assert qualities == set(lqz.QUALITIES)
+    codec = api.loaded_codec()
+    models = {fmt.read_header((EXPECTED / f"{c.name}.lqz").read_bytes()).model_id for c in CASES}
+    assert models == set(codec.model_ids)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_frozen_file_decodes_as_recorded(case) -> None:
+    data = (EXPECTED / f"{case.name}.lqz").read_bytes()
+    expected = MANIFEST[case.name]
+    assert hashlib.sha256(data).hexdigest() == expected["file_sha256"], "the stored file changed"
+    image = lqz.decode(data)
+    assert image.mode == expected["mode"]
+    assert [image.width, image.height] == expected["size"]
+    assert token_digest(data) == expected["tokens_sha256"]
+    assert pixel_digest(image) == expected["pixels_sha256"]
