@@ -175,8 +175,8 @@ def main() -> None:
             import lqz
             from lqz import api
 
-            api.loaded_codec().at(args.quality or api.default_quality())
-            import lqz.nn.coding  # noqa: F401  (what the first encode would import)
+            api.model_set().at(args.quality or api.default_quality())
+            import lqz.tiles  # noqa: F401  (what the first encode would import)
         load = time.perf_counter() - start
         print()
         print("library (in this process):")

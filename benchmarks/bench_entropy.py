@@ -51,16 +51,16 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
     """Tables, logits and token indices of every step of the shipped model on an image."""
     from PIL import Image
 
-    from lqz.ladder import DEFAULT_WEIGHTS
+    from lqz import tiles
     from lqz.leech import DIM
     from lqz.leech import decode as leech_decode
-    from lqz.nn import coding
-    from lqz.nn.prior import coding_steps, pass_mask
+    from lqz.nn.schedule import coding_steps, pass_mask
     from lqz.nn.weights import load_model
+    from lqz.qualities import DEFAULT_WEIGHTS
 
     model = load_model(DEFAULT_WEIGHTS)
     pixels = np.asarray(Image.open(path).convert("RGB"))
-    x = coding.pad_to_stride(coding._to_tensor(pixels), model.config.stride)
+    x = tiles.pad_to_stride(tiles._to_tensor(pixels), model.config.stride)
     tables, logits, indices = [], [], []
     with torch.no_grad():
         tokens = model.tokenizer.encode(x, model.config.groups)[0]
@@ -69,7 +69,7 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
         latent[0, : k * DIM] = leech_decode(tokens).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
         for group, pass_ in coding_steps(model.config, k):
             where = pass_mask(h, w, pass_)
-            t, g = coding._pass_prior(model, latent, group, pass_)  # the coding path
+            t, g = tiles._pass_prior(model, latent, group, pass_)  # the coding path
             tables.append(t.numpy())
             logits.append(g.numpy())
             indices.append(tokens[group][where].numpy())

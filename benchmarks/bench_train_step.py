@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lqz.ladder import DEFAULT_WEIGHTS
 from lqz.leech import LeechQuantizer
 from lqz.nn.weights import read_weights
+from lqz.qualities import DEFAULT_WEIGHTS
 from lqz.train.data import CropSampler, DeviceCrops, list_images, load_rgb
 from lqz.train.loop import Session, Timers, TrainStep
 

@@ -65,7 +65,7 @@ def load_model(debug: bool = False, quiet: bool = False, operation: str = "encod
             warnings.simplefilter("ignore")
         from lqz import api
 
-        loaded = api.loaded_codec()
+        loaded = api.model_set()
         if not quiet and api.kernels_cold(operation):
             click.echo(COLD_KERNELS_NOTE, err=True)
         return loaded

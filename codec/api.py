@@ -17,7 +17,7 @@ from .constants import DEFAULT_MAX_PIXELS
 from .effort import DEFAULT_EFFORT, MAX_EFFORT
 from .errors import ImageTooLarge, ImplausibleHeader, InvalidSetting, LqzError, UnknownModel
 from .images import prepare, restore
-from .ladder import Ladder, ladder_path
+from .qualities import Ladder, ladder_path
 from .threads import torch_threads_kept
 
 DEFAULT_TILE_SIZE = 1024
@@ -53,8 +53,8 @@ def _load(path: Path, expected_id: bytes) -> LoadedModel:
 
 
 @dataclass(frozen=True)
-class Codec:
-    """The quality ladder in use; models load on first use (and once)."""
+class ModelSet:
+    """The models of a quality ladder; each loads on first use (and once)."""
 
     ladder: Ladder
 
@@ -96,30 +96,31 @@ class Codec:
 
 
 @lru_cache(maxsize=4)
-def _codec(path: Path) -> Codec:
-    return Codec(Ladder.load(path))
+def _model_set(path: Path) -> ModelSet:
+    return ModelSet(Ladder.load(path))
 
 
-def loaded_codec() -> Codec:
-    """The (cached) ladder of :func:`lqz.ladder.ladder_path`; WeightsError if unusable."""
-    return _codec(ladder_path())
+def model_set() -> ModelSet:
+    """The (cached) models of the ladder at :func:`lqz.qualities.ladder_path`; WeightsError if
+    unusable."""
+    return _model_set(ladder_path())
 
 
 def clear_cache() -> None:
     """Forget loaded ladders and models (after ``$LQZ_WEIGHTS`` changes)."""
-    _codec.cache_clear()
+    _model_set.cache_clear()
     _load.cache_clear()
 
 
 def qualities() -> tuple[int, ...]:
     """Quality levels in use, ascending (higher = more bits, better PSNR)."""
-    return loaded_codec().qualities
+    return model_set().qualities
 
 
 def quality_of(header: fmt.Header) -> int | None:
     """The quality a file with ``header`` was coded at, if the ladder in use has its model."""
     try:
-        return loaded_codec().ladder.quality_of(header.model_id, header.level)
+        return model_set().ladder.quality_of(header.model_id, header.level)
     except LqzError:
         return None
 
@@ -164,10 +165,10 @@ def kernels_cold(operation: str) -> bool | None:
     return False if found else None
 
 
-def _encode_at(prepared, codec: Codec, quality: int, tile_size: int, effort: int) -> bytes:
-    from .nn.coding import encode_tile
+def _encode_at(prepared, models: ModelSet, quality: int, tile_size: int, effort: int) -> bytes:
+    from .tiles import encode_tile
 
-    loaded, level = codec.at(quality)
+    loaded, level = models.at(quality)
     groups = loaded.model.config.groups_at(level)
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
@@ -209,7 +210,7 @@ def encode(
     if not _is_int(effort) or not 0 <= effort <= MAX_EFFORT:
         raise InvalidSetting(f"effort must be a whole number in 0..{MAX_EFFORT}, got {effort!r}")
     effort = int(effort)
-    codec = loaded_codec()
+    models = model_set()
     prepared = prepare(image)
     frames = getattr(image, "n_frames", 1) if isinstance(image, Image.Image) else 1
     if frames > 1:
@@ -219,14 +220,14 @@ def encode(
     with torch.inference_mode(), torch_threads_kept():
         if bpp is None:
             quality = default_quality() if quality is None else quality
-            if not _is_int(quality) or quality not in codec.qualities:
+            if not _is_int(quality) or quality not in models.qualities:
                 raise InvalidSetting(
-                    f"quality must be one of {list(codec.qualities)}, got {quality!r}"
+                    f"quality must be one of {list(models.qualities)}, got {quality!r}"
                 )
-            return _encode_at(prepared, codec, int(quality), tile_size, effort)
+            return _encode_at(prepared, models, int(quality), tile_size, effort)
         if not _is_real(bpp) or not bpp > 0:
             raise InvalidSetting(f"bpp target must be a positive number, got {bpp!r}")
-        return _search_bpp(prepared, codec, bpp, tile_size, effort)
+        return _search_bpp(prepared, models, bpp, tile_size, effort)
 
 
 def _is_int(value: object) -> bool:
@@ -237,7 +238,7 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _search_bpp(prepared, codec: Codec, target: float, tile_size: int, effort: int) -> bytes:
+def _search_bpp(prepared, models: ModelSet, target: float, tile_size: int, effort: int) -> bytes:
     """The highest quality whose file is at or under ``target`` bpp (else the lowest quality).
 
     File size grows with the level within one model (its groups are nested), not necessarily
@@ -245,19 +246,19 @@ def _search_bpp(prepared, codec: Codec, target: float, tile_size: int, effort: i
     highest run first.
     """
     pixels = prepared.width * prepared.height
-    for run in reversed(codec.runs()):
+    for run in reversed(models.runs()):
         lo, hi = 0, len(run) - 1
         best: bytes | None = None
         while lo <= hi:
             mid = (lo + hi) // 2
-            data = _encode_at(prepared, codec, run[mid], tile_size, effort)
+            data = _encode_at(prepared, models, run[mid], tile_size, effort)
             if 8 * len(data) / pixels <= target:
                 best, lo = data, mid + 1
             else:
                 hi = mid - 1
         if best is not None:
             return best
-    return _encode_at(prepared, codec, codec.qualities[0], tile_size, effort)
+    return _encode_at(prepared, models, models.qualities[0], tile_size, effort)
 
 
 def check_size(header: fmt.Header, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
@@ -281,20 +282,20 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
     2^28; ``0`` or ``None``: no limit) raises :class:`~lqz.errors.ImageTooLarge` before anything
     of its size is allocated.
     """
-    from .nn.coding import decode_tile
+    from .tiles import decode_tile
 
     data = bytes(data)
     check_size(fmt.read_header(data), max_pixels)
-    codec = loaded_codec()
+    models = model_set()
     try:
-        header, tiles, alpha_section = fmt.unpack(data, known_model_ids=codec.model_ids)
+        header, tiles, alpha_section = fmt.unpack(data, known_model_ids=models.model_ids)
     except UnknownModel:
         header = fmt.read_header(data)
         raise UnknownModel(
             f"the .lqz file needs model {header.model_id.hex()}, which {writer()} does not "
             f"ship (file written by {fmt.describe_writer(header)})"
         ) from None
-    loaded, groups = codec.for_header(header)
+    loaded, groups = models.for_header(header)
     # The alpha plane first: it costs at most width x height bytes of inflating, and a corrupt
     # one then fails before the tiles' far costlier decoding.
     alpha = (

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .leech import SIZE
-from .nn.prior import group_passes, pass_mask
+from .nn.schedule import group_passes, pass_mask
 
 #: Bits of a token without a prior: log2 196,560.
 BITS_PER_TOKEN = math.log2(SIZE)

@@ -18,7 +18,7 @@ from . import format as fmt
 from .errors import FormatError, LqzError, TrailingData, TruncatedFile
 
 if TYPE_CHECKING:
-    from .ladder import Ladder
+    from .qualities import Ladder
 
 FORMAT = "LQZ"
 EXTENSION = ".lqz"
@@ -48,7 +48,7 @@ def max_pixels() -> int:
 
 @lru_cache(maxsize=4)
 def _ladder(path: Path) -> Ladder:
-    from .ladder import Ladder
+    from .qualities import Ladder
 
     return Ladder.load(path)
 
@@ -58,10 +58,10 @@ def quality_of(header: fmt.Header) -> int | None:
 
     Reads the ladder and hashes its weights once per process; needs no torch.
     """
-    from .ladder import ladder_path
+    from .qualities import ladder_path
 
     try:
-        return _ladder(ladder_path()).quality_of(header.model_id, header.quality)
+        return _ladder(ladder_path()).quality_of(header.model_id, header.level)
     except LqzError:
         return None
 
@@ -110,7 +110,7 @@ class LqzImageFile(ImageFile.ImageFile):
         self._size = (header.width, header.height)
         self._mode = mode_of(header)
         self.info["model"] = header.model_id.hex()
-        self.info["level"] = header.quality
+        self.info["level"] = header.level
         quality = quality_of(header)
         if quality is not None:
             self.info["quality"] = quality

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import EvalError
-from .codecs import DEFAULT_CODECS, Codec, LqzCodec, all_codecs
+from .codecs import DEFAULT_CODECS, Contender, LqzCodec, all_codecs
 from .data import default_cache_dir, download_kodak, load_images
 from .env import environment
 from .evaluate import drop_stale, plan, run
@@ -60,7 +60,7 @@ def parse_settings(items: tuple[str, ...], codecs: list[str]) -> dict[str, list[
     return settings
 
 
-def available_codecs(names: list[str]) -> list[Codec]:
+def available_codecs(names: list[str]) -> list[Contender]:
     """The codecs that can run here; a note on stderr for each that cannot."""
     codecs = []
     for name in names:

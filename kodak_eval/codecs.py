@@ -20,8 +20,8 @@ from PIL import Image, features
 from . import EvalError
 
 
-class Codec:
-    """A codec: a name, its default settings, and encode/decode of whole files."""
+class Contender:
+    """A codec under test: a name, its default settings, and encode/decode of whole files."""
 
     name: str
     label: str
@@ -53,7 +53,7 @@ class Codec:
 
 
 @dataclass
-class PillowCodec(Codec):
+class PillowCodec(Contender):
     """A classical codec saved and opened through Pillow (``format`` is Pillow's name)."""
 
     name: str
@@ -157,7 +157,7 @@ def _jxl_setup() -> str | None:
     return None
 
 
-class LqzCodec(Codec):
+class LqzCodec(Contender):
     """The lqz codec through its Python API (``lqz.QUALITIES``, ``lqz.encode``, ``lqz.decode``)."""
 
     name = "lqz"
@@ -209,7 +209,7 @@ class LqzCodec(Codec):
         module = self._module()
         text = f"lqz {getattr(module, '__version__', '?')}"
         with contextlib.suppress(Exception):  # a stand-in lqz without a model: no model id
-            text += f", model {importlib.import_module('lqz.api').loaded_codec().identity}"
+            text += f", model {importlib.import_module('lqz.api').model_set().identity}"
         effort = self.resolved_effort()
         return text if effort is None else f"{text}, effort {effort}"
 
@@ -290,9 +290,9 @@ def classical_codecs() -> list[PillowCodec]:
     ]
 
 
-def all_codecs() -> dict[str, Codec]:
+def all_codecs() -> dict[str, Contender]:
     """Every known codec by name, in report order."""
-    codecs: list[Codec] = [LqzCodec(), *classical_codecs()]
+    codecs: list[Contender] = [LqzCodec(), *classical_codecs()]
     return {codec.name: codec for codec in codecs}
 
 

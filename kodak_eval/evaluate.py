@@ -11,14 +11,14 @@ import numpy as np
 from tqdm import tqdm
 
 from . import EvalError
-from .codecs import Codec
+from .codecs import Contender
 from .data import TestImage
 from .metrics import bits_per_pixel, ms_ssim, psnr
 
 Entry = dict[str, Any]
 
 
-def measure(codec: Codec, setting: int, image: TestImage) -> dict[str, Any]:
+def measure(codec: Contender, setting: int, image: TestImage) -> dict[str, Any]:
     """Encode and decode one image; rate from the whole file, metrics on 8-bit RGB."""
     source = image.pil()
     start = time.perf_counter()
@@ -60,11 +60,11 @@ METRIC_KEYS = ("bpp", "psnr", "ms_ssim", "enc_s", "dec_s")
 
 
 def plan(
-    codecs: Sequence[Codec],
+    codecs: Sequence[Contender],
     settings: dict[str, Sequence[int]],
     done: dict[str, list[Entry]],
     force: bool,
-) -> list[tuple[Codec, int]]:
+) -> list[tuple[Contender, int]]:
     """The (codec, setting) pairs still to measure: not in ``done``, or measured by another
     version of the codec (other lqz weights, other library)."""
     todo = []
@@ -75,7 +75,7 @@ def plan(
     return todo
 
 
-def drop_stale(codecs: Sequence[Codec], done: dict[str, list[Entry]]) -> int:
+def drop_stale(codecs: Sequence[Contender], done: dict[str, list[Entry]]) -> int:
     """Remove the entries of ``codecs`` measured by another version of the codec (other lqz
     weights, other library), so that a report never mixes versions: settings still in the
     ladder are measured again, others (e.g. a level the new weights no longer have) go.
@@ -92,7 +92,7 @@ def drop_stale(codecs: Sequence[Codec], done: dict[str, list[Entry]]) -> int:
 
 
 def run(
-    todo: Sequence[tuple[Codec, int]],
+    todo: Sequence[tuple[Contender, int]],
     images: Sequence[TestImage],
     on_entry: Callable[[str, Entry], None],
     progress: bool = True,

@@ -73,11 +73,11 @@ def source_image(case: Case) -> Image.Image:
 
 def token_digest(data: bytes) -> str:
     """SHA-256 over every tile's decoded token indices (int64, (groups, h, w), tile order)."""
-    from lqz.nn.coding import decode_indices
+    from lqz.tiles import decode_indices
 
-    codec = api.loaded_codec()
-    header, tiles, _ = fmt.unpack(data, known_model_ids=codec.model_ids)
-    loaded, groups = codec.for_header(header)
+    models = api.model_set()
+    header, tiles, _ = fmt.unpack(data, known_model_ids=models.model_ids)
+    loaded, groups = models.for_header(header)
     stride = loaded.model.config.stride
     digest = hashlib.sha256()
     with torch.inference_mode():

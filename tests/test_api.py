@@ -16,7 +16,7 @@ from PIL import Image
 
 import lqz
 from lqz import LqzError
-from lqz.ladder import ladder_path
+from lqz.qualities import ladder_path
 
 SHIPPED = ladder_path()  # the shipped ladder (or its one model), unless $LQZ_WEIGHTS says
 
@@ -96,7 +96,7 @@ def test_levels_grow() -> None:
     image = picture(32, 32)
     from lqz import api
 
-    for run in api.loaded_codec().runs():  # nested groups: sizes grow within one model
+    for run in api.model_set().runs():  # nested groups: sizes grow within one model
         sizes = [len(lqz.encode(image, quality=q)) for q in run]
         assert sizes == sorted(sizes)
 
@@ -182,7 +182,7 @@ def test_invalid_data(cut: int) -> None:
 def test_model_loaded_once() -> None:
     from lqz import api
 
-    assert api.loaded_codec() is api.loaded_codec()
+    assert api.model_set() is api.model_set()
     lqz.encode(picture(4, 4), quality=lqz.QUALITIES[0])
     lqz.encode(picture(4, 4), quality=lqz.QUALITIES[0])
     assert api._load.cache_info().misses == 1
@@ -195,7 +195,7 @@ def _declaring(width: int, height: int) -> bytes:
 
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
-        model_id=api.loaded_codec().at(1)[0].model_id,
+        model_id=api.model_set().at(1)[0].model_id,
         level=1,
         fine=0,
         width=width,
@@ -312,12 +312,12 @@ def test_animated_image_warns_and_codes_the_first_frame() -> None:
 
 
 def test_errors_live_in_lqz_errors_with_their_exit_codes() -> None:
-    from lqz import api, errors, images, ladder
+    from lqz import api, errors, images, qualities
     from lqz.entropy import coder
 
     assert api.InvalidSetting is errors.InvalidSetting
     assert images.UnsupportedImage is errors.UnsupportedImage
-    assert ladder.WeightsError is errors.WeightsError
+    assert qualities.WeightsError is errors.WeightsError
     assert coder.CorruptStream is errors.CorruptStream
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, LqzError)]
     for cls in classes:

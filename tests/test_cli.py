@@ -24,7 +24,7 @@ from PIL import Image
 import lqz
 from lqz import api
 from lqz.cli.main import cli
-from lqz.ladder import ladder_path
+from lqz.qualities import ladder_path
 
 SHIPPED = ladder_path()  # the shipped ladder (or its one model), unless $LQZ_WEIGHTS says
 
@@ -551,7 +551,7 @@ def test_pixel_bomb_refused(tmp_path: Path) -> None:
 
     bomb = fmt.Header(
         version=fmt.FORMAT_VERSION,
-        model_id=api.loaded_codec().at(1)[0].model_id,
+        model_id=api.model_set().at(1)[0].model_id,
         level=1,
         fine=0,
         width=65535,
@@ -659,7 +659,7 @@ def test_bpp_target(tmp_path: Path) -> None:
         assert api.quality_of(header(out)) == level
         rates[level] = 8 * out.stat().st_size / pixels
     levels = sorted(rates)
-    for run_ in api.loaded_codec().runs():  # nested groups: sizes grow within one model
+    for run_ in api.model_set().runs():  # nested groups: sizes grow within one model
         assert all(rates[a] <= rates[b] for a, b in zip(run_, run_[1:], strict=False))
     for level in {levels[len(levels) // 2], levels[-1]}:
         target = rates[level] + 1e-9

@@ -8,12 +8,13 @@ import dataclasses
 import pytest
 import torch
 
+from lqz import tiles
 from lqz.leech import DIM
 from lqz.leech import decode as leech_decode
-from lqz.nn import coding
 from lqz.nn.config import ModelConfig
+from lqz.nn.contract import CodingPrior
 from lqz.nn.model import LqzModel
-from lqz.nn.prior import Pass, coding_steps, context_mask, pass_mask
+from lqz.nn.schedule import Pass, coding_steps, context_mask, pass_mask
 
 TINY = ModelConfig(channels=8, groups=3, kernel=3, prior_channels=8, mixtures=2, levels=(1, 2, 3))
 SPLIT = dataclasses.replace(TINY, split_first_group=True)
@@ -70,29 +71,29 @@ def test_pass_params_match_forward(shape: tuple[int, int], config: ModelConfig) 
             bottom = model.prior.pass_params(latent, group, pass_, (split, h))
             torch.testing.assert_close(torch.cat([top[0], bottom[0]]), want_tables)
             torch.testing.assert_close(torch.cat([top[1], bottom[1]]), want_logits)
-        threaded = coding._pass_prior(model, latent, group, pass_)
+        threaded = tiles._pass_prior(model, latent, group, pass_)
         torch.testing.assert_close(threaded[0], want_tables, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(threaded[1], want_logits, atol=1e-5, rtol=1e-5)
 
 
 def test_bands_cover_the_grid() -> None:
     for h in range(1, 80):
-        bands = coding._bands(h)
+        bands = tiles._bands(h)
         assert bands[0][0] == 0 and bands[-1][1] == h
         assert all(a[1] == b[0] for a, b in zip(bands, bands[1:], strict=False))
         assert all(r0 < r1 for r0, r1 in bands)
-    assert len(coding._bands(64)) == 2
+    assert len(tiles._bands(64)) == 2
 
 
 @pytest.mark.parametrize("config", [TINY, SPLIT], ids=["checkerboard", "split"])
-@pytest.mark.parametrize("band_rows", [coding.BAND_MIN_ROWS, 1])
+@pytest.mark.parametrize("band_rows", [tiles.BAND_MIN_ROWS, 1])
 @pytest.mark.parametrize("shape", SHAPES)
 @torch.no_grad()
 def test_round_trip_is_bit_exact(
     shape: tuple[int, int], band_rows: int, config: ModelConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Encode with 2 torch threads, decode with 1 (and the reverse): the same indices."""
-    monkeypatch.setattr(coding, "BAND_MIN_ROWS", band_rows)
+    monkeypatch.setattr(tiles, "BAND_MIN_ROWS", band_rows)
     model = tiny_model(config=config)
     h, w = shape
     indices, _ = random_latent(h, w, seed=h * 10 + w)
@@ -100,14 +101,12 @@ def test_round_trip_is_bit_exact(
     try:
         for enc, dec in ((2, 1), (1, 2)):
             torch.set_num_threads(enc)
-            data = coding.encode_indices(model, indices)
+            data = tiles.encode_indices(model, indices)
             torch.set_num_threads(dec)
-            decoded = coding.decode_indices(model, data, TINY.groups, h, w)
+            decoded = tiles.decode_indices(model, data, TINY.groups, h, w)
             assert torch.equal(decoded, indices)
             assert torch.get_num_threads() == dec
-            partial = coding.decode_indices(
-                model, coding.encode_indices(model, indices[:1]), 1, h, w
-            )
+            partial = tiles.decode_indices(model, tiles.encode_indices(model, indices[:1]), 1, h, w)
             assert torch.equal(partial, indices[:1])
     finally:
         torch.set_num_threads(threads)
@@ -147,21 +146,51 @@ def test_only_decoded_tokens_are_read(config: ModelConfig, group: int, pass_: Pa
         )
 
 
+def test_the_prior_implements_the_coding_contract() -> None:
+    prior = tiny_model().prior
+    assert isinstance(prior, CodingPrior) and isinstance(prior.halo, int) and prior.halo >= 0
+    assert not isinstance(torch.nn.Linear(2, 2), CodingPrior)
+
+
+@pytest.mark.parametrize("config", [TINY, SPLIT], ids=["checkerboard", "split"])
+@torch.no_grad()
+def test_a_band_reads_only_rows_within_the_halo(config: ModelConfig) -> None:
+    """Garbage more than ``halo`` rows away from a band changes nothing; at ``halo`` rows it
+    does (for the steps that read any context): the halo is what the bands need."""
+    model = loud_model(config)
+    halo = model.prior.halo
+    h, w, (r0, r1) = 14, 5, (5, 9)
+    _, latent = random_latent(h, w, seed=11)
+    for group, pass_ in coding_steps(config, config.groups):
+        clean = model.prior.pass_params(latent, group, pass_, (r0, r1))
+        far = latent.clone()
+        far[..., : r0 - halo, :] = torch.randn(far[..., : r0 - halo, :].shape) * 5
+        far[..., r1 + halo :, :] = torch.randn(far[..., r1 + halo :, :].shape) * 5
+        dirty = model.prior.pass_params(far, group, pass_, (r0, r1))
+        assert torch.equal(clean[0], dirty[0]) and torch.equal(clean[1], dirty[1])
+        if group > 0:  # every step from group 1 on reads group 0
+            near = latent.clone()
+            near[..., r0 - halo, :] += torch.randn(near[..., r0 - halo, :].shape) * 5
+            assert not torch.equal(
+                model.prior.pass_params(near, group, pass_, (r0, r1))[0], clean[0]
+            )
+
+
 @torch.no_grad()
 def test_worker_thread_and_caller_thread_give_the_same_floats(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two bands on two threads (caller allows 2) == both on the caller's thread (allows 1)."""
-    monkeypatch.setattr(coding, "BAND_MIN_ROWS", 2)
+    monkeypatch.setattr(tiles, "BAND_MIN_ROWS", 2)
     model = loud_model(SPLIT)
     _, latent = random_latent(7, 5, seed=9)
     threads = torch.get_num_threads()
     try:
         for group, pass_ in coding_steps(SPLIT, SPLIT.groups):
             torch.set_num_threads(2)
-            parallel = coding._pass_prior(model, latent, group, pass_)
+            parallel = tiles._pass_prior(model, latent, group, pass_)
             torch.set_num_threads(1)
-            serial = coding._pass_prior(model, latent, group, pass_)
+            serial = tiles._pass_prior(model, latent, group, pass_)
             assert torch.equal(parallel[0], serial[0])
             assert torch.equal(parallel[1], serial[1])
     finally:
@@ -177,7 +206,7 @@ def test_worker_thread_under_any_grad_mode(mode) -> None:
     try:
         torch.set_num_threads(2)
         with mode():
-            data = coding.encode_indices(model, indices)
-            assert torch.equal(coding.decode_indices(model, data, TINY.groups, 17, 4), indices)
+            data = tiles.encode_indices(model, indices)
+            assert torch.equal(tiles.decode_indices(model, data, TINY.groups, 17, 4), indices)
     finally:
         torch.set_num_threads(threads)

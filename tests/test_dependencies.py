@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lqz.ladder import ladder_path
+from lqz.qualities import ladder_path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Distributions of the extras that a codec user must never need (a readable first check).

@@ -171,7 +171,7 @@ def test_golay_fast_path_matches_exact_path() -> None:
     rng = np.random.default_rng(5)
     pat = chain._structure()[2]
     ws = kernels._workspace(1)
-    keys, pend, coord, dp, grid = ws[4:9]
+    keys, pend, coord, dp, grid = ws.keys, ws.pend, ws.coord, ws.dp, ws.grid
     fast_w, exact_w = np.empty(4096), np.empty(4096)
     out_fast, out_exact = np.empty(6), np.empty(6)
 
@@ -216,7 +216,7 @@ def test_octad_lanes_match_the_scalar_kernel() -> None:
     t = quantize_params(tables, np.zeros((9, 2))).tables
     opat = chain._structure()[4]
     ws = kernels._workspace(1)
-    keys, pend, coord, dp, grid = ws[4:9]
+    coord, dp, grid = ws.coord, ws.dp, ws.grid
     jobs = [(i, m) for i in range(9) for m in range(2)]
     expect_w, expect_c = np.empty((len(jobs), 759)), np.zeros((len(jobs), 6))
     for j, (i, m) in enumerate(jobs):
@@ -228,9 +228,8 @@ def test_octad_lanes_match_the_scalar_kernel() -> None:
             job_t = np.array([jobs[j][0] for j in sel] + [0], dtype=np.int64)
             job_m = np.array([jobs[j][1] for j in sel] + [0], dtype=np.int64)
             rows = np.array(list(sel) + [0], dtype=np.int64)
-            kernels._shape_b_lanes(
-                t, job_t, job_m, rows, len(sel), opat, w, c, coord, dp, grid, ws[11]
-            )
+            into = ws._replace(wb=w, comp=c)  # the job rows: all of w and c
+            kernels._shape_b_lanes(t, job_t, job_m, rows, len(sel), opat, into)
         assert np.array_equal(w.view(np.int64), expect_w.view(np.int64))
         assert np.array_equal(c[:, 2:4], expect_c[:, 2:4])
 

@@ -306,7 +306,7 @@ def real_files() -> tuple[bytes, ...]:
 def _runs() -> list[tuple[int, ...]]:
     from lqz import api
 
-    return api.loaded_codec().runs()
+    return api.model_set().runs()
 
 
 def exercise_decode(data: bytes) -> None:

@@ -23,7 +23,7 @@ from lqz import api
 from lqz import format as fmt
 from lqz.entropy import CorruptStream
 from lqz.errors import LqzError
-from lqz.ladder import model_levels
+from lqz.qualities import model_levels
 
 KINDS = ("empty", "truncated", "random")
 
@@ -38,7 +38,7 @@ def picture(seed: int, size: int = 48) -> np.ndarray:
 
 def model_points() -> list[tuple[str, bytes, int]]:
     """(weights file name, model id, level) for every level of every shipped model."""
-    ladder = api.loaded_codec().ladder
+    ladder = api.model_set().ladder
     points = []
     for path, model_id in sorted(ladder.model_ids.items()):
         points += [(path.name, model_id, level) for level in range(1, len(model_levels(path)) + 1)]
@@ -48,10 +48,10 @@ def model_points() -> list[tuple[str, bytes, int]]:
 @cache
 def real_tile(model_id: bytes, level: int, size: int = 48) -> bytes:
     """The payload of a real ``size``-square tile coded with ``model_id`` at ``level``."""
-    from lqz.nn.coding import encode_tile
+    from lqz.tiles import encode_tile
 
     header = fmt.read_header(hostile_file("empty", model_id, level))
-    loaded, groups = api.loaded_codec().for_header(header)
+    loaded, groups = api.model_set().for_header(header)
     return encode_tile(loaded.model, picture(level, size), groups)
 
 
@@ -139,7 +139,7 @@ def test_real_tiles_still_decode() -> None:
 
 
 def _decode_payload(payload: bytes, level: int = 1, size: int = 48) -> np.ndarray:
-    codec = api.loaded_codec()
+    codec = api.model_set()
     model_id = sorted(codec.ladder.model_ids.items())[-1][1]
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
@@ -159,7 +159,7 @@ def _decode_payload(payload: bytes, level: int = 1, size: int = 48) -> np.ndarra
 @pytest.mark.parametrize("extra", [1, 2, 3, 4, 5, 8])
 def test_appended_bytes_are_rejected(extra: int) -> None:
     """No slack: bytes after a tile's stream (CRCs recomputed by pack) are an error."""
-    model_id = sorted(api.loaded_codec().ladder.model_ids.items())[-1][1]
+    model_id = sorted(api.model_set().ladder.model_ids.items())[-1][1]
     stream = real_tile(model_id, 1)
     _decode_payload(stream)  # the stream itself is fine
     rng = np.random.default_rng(extra)
@@ -173,7 +173,7 @@ def test_truncated_stream_fails_early(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stream cut to a quarter fails after decoding few of its symbols, not at the end."""
     from lqz.entropy import coder
 
-    model_id = sorted(api.loaded_codec().ladder.model_ids.items())[-1][1]
+    model_id = sorted(api.model_set().ladder.model_ids.items())[-1][1]
     stream = real_tile(model_id, 3, 128)
     symbols = []
     real = coder.TokenDecoder._decode

@@ -11,7 +11,7 @@ import pytest
 from lqz import api
 from lqz import format as fmt
 from lqz.errors import ImplausibleHeader, UnknownModel
-from lqz.ladder import Ladder, WeightsError, model_id
+from lqz.qualities import Ladder, WeightsError, model_id
 
 
 def tiny(path: Path, seed: int, levels: tuple[int, ...], stride_log2: int = 2) -> Path:
@@ -70,8 +70,8 @@ def test_each_quality_uses_its_model_and_level(ladder: Path) -> None:
         back = np.asarray(lqz.decode(data))
         assert back.shape == (19, 27, 3)
         # An independent reference: the same model and groups through the tile coder.
-        from lqz.nn.coding import decode_tile
         from lqz.nn.weights import load_model
+        from lqz.tiles import decode_tile
 
         model = load_model(ladder.parent / f"{name}.safetensors")
         tiles = fmt.unpack(data)[1]
@@ -141,7 +141,7 @@ def test_a_weights_file_is_a_ladder_of_its_levels(tmp_path: Path) -> None:
 
 
 def test_shipped_ladder_is_valid() -> None:
-    from lqz.ladder import DEFAULT_LADDER
+    from lqz.qualities import DEFAULT_LADDER
 
     if not DEFAULT_LADDER.exists():
         pytest.skip("no shipped ladder")

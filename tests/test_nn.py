@@ -12,7 +12,7 @@ from lqz.leech import DIM
 from lqz.leech import decode as leech_decode
 from lqz.nn.config import ModelConfig
 from lqz.nn.model import LqzModel
-from lqz.nn.prior import Pass, pass_mask
+from lqz.nn.schedule import Pass, pass_mask
 from lqz.nn.tokenizer import group_mask
 from lqz.nn.weights import WeightsError, load_model, model_id, read_weights, save_weights
 
@@ -164,7 +164,7 @@ def test_tiny_model_trains(tmp_path) -> None:
 
 def test_tile_coding_is_bit_exact_across_thread_counts() -> None:
     """Encode with 2 threads, decode with 1: the same tokens and pixels come back."""
-    from lqz.nn.coding import decode_indices, decode_tile, encode_indices, encode_tile
+    from lqz.tiles import decode_indices, decode_tile, encode_indices, encode_tile
 
     model = tiny_model()
     rng = np.random.default_rng(1)
@@ -173,7 +173,7 @@ def test_tile_coding_is_bit_exact_across_thread_counts() -> None:
     try:
         torch.set_num_threads(2)
         x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
-        from lqz.nn.coding import pad_to_stride
+        from lqz.tiles import pad_to_stride
 
         indices = model.tokenizer.encode(pad_to_stride(x, TINY.stride), 3)[0]
         data = encode_indices(model, indices)

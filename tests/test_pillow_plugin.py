@@ -28,7 +28,7 @@ from lqz.errors import (
     TrailingData,
     TruncatedFile,
 )
-from lqz.ladder import ladder_path
+from lqz.qualities import ladder_path
 
 SHIPPED = ladder_path()
 WIDTH, HEIGHT = 64, 48
@@ -194,7 +194,7 @@ def test_info_from_header(coded: dict[str, Path], quality: int) -> None:
     header = fmt.read_header(coded["L"].read_bytes())
     with Image.open(coded["L"]) as im:
         assert im.info["model"] == header.model_id.hex()
-        assert im.info["level"] == header.quality
+        assert im.info["level"] == header.level
         assert im.info["quality"] == quality
 
 

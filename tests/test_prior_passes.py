@@ -12,7 +12,7 @@ from lqz.leech import DIM
 from lqz.leech import decode as leech_decode
 from lqz.nn.config import ModelConfig
 from lqz.nn.model import LqzModel
-from lqz.nn.prior import Pass, coding_steps, context_mask, group_passes, pass_mask
+from lqz.nn.schedule import Pass, coding_steps, context_mask, group_passes, pass_mask
 
 TINY = ModelConfig(channels=8, groups=3, kernel=3, prior_channels=8, mixtures=2, levels=(1, 2, 3))
 SPLIT = dataclasses.replace(TINY, split_first_group=True)

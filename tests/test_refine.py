@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lqz.nn.coding import pad_to_stride
 from lqz.nn.refine import refine_indices
 from lqz.nn.weights import load_model
+from lqz.tiles import pad_to_stride
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "lqz-mse.safetensors"

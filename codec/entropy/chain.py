@@ -106,12 +106,12 @@ class SummaryBuffers:
         key = ("kept", mixtures)
         arrays = self._arrays.get(key)
         if arrays is None:
-            items = -(-DECODE_STEP // kernels.CHUNK)
+            items = -(-DECODE_STEP // kernels.ITEM_TOKENS)
             arrays = (
                 np.empty((DECODE_STEP, mixtures, SUPPORT_SIZES[0])),
-                np.empty((items, kernels.CHUNK * mixtures, SUPPORT_SIZES[1])),
+                np.empty((items, kernels.ITEM_TOKENS * mixtures, SUPPORT_SIZES[1])),
                 np.empty((DECODE_STEP, mixtures, SUPPORT_SIZES[2])),
-                np.empty((items, kernels.CHUNK * mixtures, 6)),
+                np.empty((items, kernels.ITEM_TOKENS * mixtures, 6)),
             )
             self._arrays[key] = arrays
         return arrays

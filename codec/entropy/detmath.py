@@ -10,21 +10,21 @@ any result). Accuracy is a few ulp, far below what the coder can resolve.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-_JIT = dict(nogil=True, cache=True)
+from ..jit import kernel
 
 LN2_HI = 6.93147180369123816490e-01  # trailing zero bits: k * LN2_HI is exact for |k| < 2**11
 LN2_LO = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e00
-MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer (ties to even)
-MAGIC_BITS = np.int64(np.array([MAGIC]).view(np.int64)[0])
-#: ``k + EXPONENT_BIAS`` has the bit pattern ``MAGIC_BITS + k + 1023`` for integer ``|k| < 2**51``.
-EXPONENT_BIAS = 1023.0 + MAGIC
+RINT_BIAS = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer (ties to even)
+RINT_BIAS_BITS = np.int64(np.array([RINT_BIAS]).view(np.int64)[0])
+#: ``k + EXPONENT_BIAS`` has the bit pattern ``RINT_BIAS_BITS + k + 1023`` for integer
+#: ``|k| < 2**51``.
+EXPONENT_BIAS = 1023.0 + RINT_BIAS
 #: Arguments below this give exactly 0 (the result would be subnormal or zero).
 EXP_FLOOR = -708.0
 EXP_CEIL = 709.0
@@ -33,7 +33,7 @@ MANTISSA_MASK = np.int64((1 << 52) - 1)
 HALF_EXPONENT = np.int64(1022 << 52)  # bit pattern of the exponent field of [0.5, 1)
 TWO54 = 18014398509481984.0
 #: Elements per step of :func:`vexp`: independent lanes that hide the polynomial's latency.
-LANES = 16
+VEXP_BLOCK = 16
 
 
 @intrinsic
@@ -56,7 +56,7 @@ def as_float(typingctx, x):  # noqa: ARG001
     return types.float64(types.int64), codegen
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _poly_exp(r: float) -> float:
     """exp(r) for |r| <= ln(2)/2 (Taylor, degree 12: relative error < 2e-16)."""
     p = 1.0 / 479001600.0
@@ -74,35 +74,35 @@ def _poly_exp(r: float) -> float:
     return p * r + 1.0
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _exp(x: float) -> float:
     """Branch-free body of :func:`dexp` (vectorizes in loops)."""
     xc = x if x > EXP_FLOOR else EXP_FLOOR
     xc = xc if xc < EXP_CEIL else EXP_CEIL
-    k = (xc * INV_LN2 + MAGIC) - MAGIC
+    k = (xc * INV_LN2 + RINT_BIAS) - RINT_BIAS
     r = (xc - k * LN2_HI) - k * LN2_LO
-    scale = as_float((as_int(k + EXPONENT_BIAS) - MAGIC_BITS) << 52)  # 2**k, k in -1021..1023
+    scale = as_float((as_int(k + EXPONENT_BIAS) - RINT_BIAS_BITS) << 52)  # 2**k, k in -1021..1023
     return (_poly_exp(r) if x >= EXP_FLOOR else 0.0) * scale
 
 
-@numba.njit(**_JIT)
+@kernel()
 def dexp(x: float) -> float:
     """Deterministic exp; 0 below ``EXP_FLOOR`` (and for -inf)."""
     return _exp(x)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def vexp(x: np.ndarray, n: int) -> None:
-    """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`LANES`."""
-    m = n - n % LANES
-    for i in range(0, m, LANES):
-        for j in range(LANES):
+    """In place ``x[:n] = dexp(x[:n])``, bit for bit, in blocks of :data:`VEXP_BLOCK`."""
+    m = n - n % VEXP_BLOCK
+    for i in range(0, m, VEXP_BLOCK):
+        for j in range(VEXP_BLOCK):
             x[i + j] = _exp(x[i + j])
     for i in range(m, n):
         x[i] = _exp(x[i])
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _log_reduced(m: float, e: float) -> float:
     """log(m * 2**e) for m in [sqrt(1/2), sqrt(2)) (atanh series)."""
     f = m - 1.0
@@ -122,7 +122,7 @@ def _log_reduced(m: float, e: float) -> float:
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p)
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _log_normal(x: float) -> float:
     """Branch-free :func:`dlog` of a positive normal number (vectorizes in loops)."""
     bits = as_int(x)
@@ -134,14 +134,14 @@ def _log_normal(x: float) -> float:
     return _log_reduced(m, float(e))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def vlog_normal(x: np.ndarray, n: int) -> None:
     """In place ``x[:n] = dlog(x[:n])``, bit for bit, for positive normal numbers only."""
     for i in range(n):
         x[i] = _log_normal(x[i])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def dlog(x: float) -> float:
     """Deterministic natural log of a positive finite number (-inf for 0)."""
     if x <= 0.0:

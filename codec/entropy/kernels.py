@@ -48,20 +48,19 @@ as constants: numba would compile a separate copy of a function per literal argu
 
 from __future__ import annotations
 
-import numba
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
+from ..jit import kernel
+from ..leech.shell import NUM_GOLAY, NUM_OCTADS, NUM_PAIRS
 from .detmath import dexp, dlog, vexp, vlog_normal
-from .simd import LANES, golay_word_block, octad_table_step, octad_weights
+from .simd import JOB_LANES, golay_word_block, octad_table_step, octad_weights
+from .structure import DETAIL_SIZES
 
-_JIT = dict(nogil=True, cache=True)
-_PJIT = dict(parallel=True, nogil=True, cache=True)
-
-NUM_PAIRS = 276
-NUM_OCTADS = 759
-NUM_GOLAY = 4096
-DETAIL_MAX = 128
+DETAIL_MAX = max(DETAIL_SIZES)  # the largest detail pmf
+DETAIL_ITEM_TOKENS = 64  # tokens per parallel work item of the detail kernels
 
 FLUSH = 1e-150  # fast path: factors and partial products below this become 0 (products normal)
 FAST_MIN_WEIGHT = 1e-110  # ... the total of its word weights must be >= this (else: exact)
@@ -71,7 +70,7 @@ TIER = 300.0
 THETA = 5.148200222412013e-131  # e^-300: a word is resolved at a tier once S >= THETA
 LAST_TIER = 3  # r spans at most 1024 nats on the grid: 4 tiers reach every word
 KEY_FLUSH = -400.0  # exact path: exp(key - max key) below e^-400 is flushed (no subnormals)
-CHUNK = 8  # tokens per parallel work item
+ITEM_TOKENS = 8  # tokens per parallel work item
 
 # Rows of the per-coordinate scratch ``coord`` (see _workspace).
 _C_LA, _C_LB, _C_TS, _C_TA, _C_EP = 0, 1, 2, 3, 4
@@ -80,12 +79,12 @@ _C_RP, _C_RM, _C_A, _C_B, _C_DELTA, _C_NU = 9, 10, 11, 12, 13, 14
 _COORD_ROWS = 15
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _flush(v: float) -> float:
     return v if v >= FLUSH else 0.0
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _sum(x, n: int) -> float:
     """Sum of x[:n] in a fixed order, 8 interleaved partial sums (no serial add chain)."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
@@ -104,7 +103,7 @@ def _sum(x, n: int) -> float:
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _max(x, n: int) -> float:
     """Maximum of x[:n] (n >= 1, no NaN), 4 interleaved partial maxima."""
     a0 = a1 = a2 = a3 = x[0]
@@ -125,7 +124,7 @@ def _max(x, n: int) -> float:
     return a2 if a2 > a0 else a0
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _logsumexp(x: np.ndarray, n: int) -> float:
     top = x[0]
     for i in range(1, n):
@@ -138,7 +137,7 @@ def _logsumexp(x: np.ndarray, n: int) -> float:
     return top + dlog(acc)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_a(L, pairs, w, coord, out) -> None:
     la, ex = coord[_C_LA], coord[_C_EXP]
     base0 = 0.0
@@ -170,7 +169,7 @@ def _shape_a(L, pairs, w, coord, out) -> None:
     out[1] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _subset_sums(values, base: int, table) -> None:
     """table[p] = sum of values[base + j] over the set bits j of the 8-bit pattern p."""
     table[0] = 0.0
@@ -182,7 +181,7 @@ def _subset_sums(values, base: int, table) -> None:
         size *= 2
 
 
-@numba.njit(inline="always", **_JIT)
+@kernel(inline="always")
 def _octad_weight(e0, e1, e2) -> float:
     """Octad weight from its three block entries ``[P, prod t, prod |t|, D]``: the product of
     the P, times f = (1 + prod t) / 2, or D / 2 where that would cancel (branch-free)."""
@@ -192,7 +191,7 @@ def _octad_weight(e0, e1, e2) -> float:
     return ((e0[0] * e1[0]) * e2[0]) * f
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _b_prep(L, coord):
     """Per coordinate: lB, t, |t|, eps (``coord`` rows) and ``exp(lB - c)`` (the ``_C_EXP``
     row), ``c = (max lB + min lB) / 2``; returns (base0, c, linear)."""
@@ -219,7 +218,7 @@ def _b_prep(L, coord):
     return base0, c, hi - lo <= B_LINEAR_SPREAD
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
     """Octad weights. ``dp`` as (block, pattern, 4): [P, prod t, prod |t|, D] with P the
     product of exp(lB - c) (linear path) or 1 (log path, where ``w`` first holds the sums)."""
@@ -274,15 +273,15 @@ def _shape_b(L, opat, w, coord, dp, grid, out) -> None:
     out[3] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
-def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
+@kernel()
+def _b_prep_lanes(tables, job_t, job_m, n: int, lanes) -> None:
     """``_b_prep`` of 4 jobs at once (lanes past ``n`` repeat job 0), bit for bit: factors
     ``[exp(lB - c), t, |t|, eps]`` into ``fac[(q * 24 + d) * 4 + lane]``, and base0, c and the
     linear flag into ``info``."""
-    fac, _, _, info = lane_ws
+    fac, info = lanes.fac, lanes.info
     uu = info[3]  # 96 values, (d, lane)
     lb = info[4]
-    for j in range(LANES):
+    for j in range(JOB_LANES):
         L = tables[job_t[j if j < n else 0], job_m[j if j < n else 0]]
         base0 = 0.0
         for d in range(24):
@@ -293,7 +292,7 @@ def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
     for i in range(96):
         lb[i] = 1.0 + uu[i]
     vlog_normal(lb, lb.shape[0])
-    for j in range(LANES):
+    for j in range(JOB_LANES):
         L = tables[job_t[j if j < n else 0], job_m[j if j < n else 0]]
         lo = np.inf
         hi = -np.inf
@@ -314,23 +313,25 @@ def _b_prep_lanes(tables, job_t, job_m, n: int, lane_ws) -> None:
         for d in range(24):
             fac[d * 4 + j] = lb[d * 4 + j] - c
     vexp(fac, fac.shape[0] // 4)  # the e factors
-    for j in range(LANES):
+    for j in range(JOB_LANES):
         if info[2, j] == 0.0:
             for d in range(24):
                 fac[d * 4 + j] = 1.0  # the lane is redone by _shape_b: keep it finite
 
 
-@numba.njit(**_JIT)
-def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp, grid, lane_ws):
+@kernel()
+def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, ws) -> None:
     """``_shape_b`` of up to 4 jobs (token ``job_t[j]``, component ``job_m[j]``) side by side:
-    weights into ``wb[rows[j]]``, shift and total into ``comp[rows[j], 2:4]``. Bit-identical to
-    ``_shape_b`` (the same operations per lane); lanes off the linear path run ``_shape_b``."""
-    fac, tab, wl, info = lane_ws
-    _b_prep_lanes(tables, job_t, job_m, n, lane_ws)
+    weights into ``ws.wb[rows[j]]``, shift and total into ``ws.comp[rows[j], 2:4]``.
+    Bit-identical to ``_shape_b`` (the same operations per lane); lanes off the linear path run
+    ``_shape_b``."""
+    wb, comp, coord, dp, grid = ws.wb, ws.comp, ws.coord, ws.dp, ws.grid
+    fac, tab, wl, info = ws.lanes
+    _b_prep_lanes(tables, job_t, job_m, n, ws.lanes)
     base0, cs, linear = info[0], info[1], info[2]
     for k in range(3):
         first = k * 256 * 16
-        for j in range(LANES):
+        for j in range(JOB_LANES):
             tab[first + j] = 1.0
             tab[first + 4 + j] = 1.0
             tab[first + 8 + j] = 1.0
@@ -355,7 +356,7 @@ def _shape_b_lanes(tables, job_t, job_m, rows, n: int, opat, wb, comp, coord, dp
             _shape_b(tables[job_t[j], job_m[j]], opat, w, coord, dp, grid, comp[rows[j]])
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
     """Product form through Turyn's blocks (weights in coder order, see :func:`_c_exact`);
     False when the largest weight is below ``FAST_MIN_WEIGHT``."""
@@ -416,7 +417,7 @@ def _c_fast(L, pat, w, coord, dp, grid, out) -> bool:
     return True
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
     """grid[2, k, y, x] = S over block k at this shift: sum of exp(r - shift), r clipped."""
     rp, rm, a, b = coord[_C_RP], coord[_C_RM], coord[_C_A], coord[_C_B]
@@ -434,7 +435,7 @@ def _tier_tables(coord, shift: float, dp, pat, grid) -> None:
                 grid[2, k, y, x] = dp[2][255 ^ p] + dp[3][p]
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
     """Golay word weights in coder order: word ``x * 256 + a * 16 + b`` (Turyn index) at
     ``a * 256 + b * 16 + x`` (see :func:`lqz.entropy.structure.golay_coder_order`)."""
@@ -498,16 +499,43 @@ def _c_exact(L, pat, w, keys, pend, coord, dp, grid, out) -> None:
     out[5] = _sum(w, w.shape[0])
 
 
-@numba.njit(**_JIT)
-def _workspace(m_count: int):
-    """Scratch arrays of one work item (up to ``CHUNK`` tokens). ``wb`` and ``comp`` have a row
-    per job (token ``i`` of the item, component ``m``: row ``i * m_count + m``); ``wa`` and
-    ``wc`` a row per component of the current token."""
-    return (
+class LaneScratch(NamedTuple):
+    """Scratch of :func:`_shape_b_lanes` (``JOB_LANES`` jobs side by side, lane innermost)."""
+
+    fac: np.ndarray  # (4 * 24 * JOB_LANES,): factors [e, t, |t|, eps] per coordinate
+    tab: np.ndarray  # (3 * 256 * 4 * JOB_LANES,): block tables [P, T, A, D] per pattern
+    weights: np.ndarray  # (JOB_LANES * NUM_OCTADS,): octad weights, a row per lane
+    info: np.ndarray  # (5, 24 * JOB_LANES): base0, c, linear flag; scratch for 96 values
+
+
+class Workspace(NamedTuple):
+    """Scratch arrays of one work item (up to ``ITEM_TOKENS`` tokens, ``M`` components). ``wb``
+    and ``comp`` have a row per job (token ``i`` of the item, component ``m``: row
+    ``i * M + m``); ``wa`` and ``wc`` a row per component of the current token."""
+
+    wa: np.ndarray  # (M, NUM_PAIRS): A weights
+    wb: np.ndarray  # (ITEM_TOKENS * M, NUM_OCTADS): B weights
+    wc: np.ndarray  # (M, NUM_GOLAY): C weights
+    comp: np.ndarray  # (ITEM_TOKENS * M, 6): log shift and total of each shape's weights
+    keys: np.ndarray  # (NUM_GOLAY,): exact C path, log weights
+    pend: np.ndarray  # (NUM_GOLAY,) int64: exact C path, words not yet resolved
+    coord: np.ndarray  # (_COORD_ROWS, 24): per-coordinate rows (_C_LA ...)
+    dp: np.ndarray  # (12, 256): per-block tables over 8-bit patterns
+    grid: np.ndarray  # (4, 3, 16, 16): C tables by Turyn block, row, column
+    tmp: np.ndarray  # (2 * M + 8,): small per-token values
+    detail: np.ndarray  # (M, DETAIL_MAX): detail pmf scratch
+    lanes: LaneScratch
+    jobs: np.ndarray  # (3, JOB_LANES) int64: token, component and row of each lane's job
+
+
+@kernel()
+def _workspace(m_count: int) -> Workspace:
+    """A :class:`Workspace` for tokens with ``m_count`` components."""
+    return Workspace(
         np.empty((m_count, NUM_PAIRS)),
-        np.empty((CHUNK * m_count, NUM_OCTADS)),
+        np.empty((ITEM_TOKENS * m_count, NUM_OCTADS)),
         np.empty((m_count, NUM_GOLAY)),
-        np.empty((CHUNK * m_count, 6)),
+        np.empty((ITEM_TOKENS * m_count, 6)),
         np.empty(NUM_GOLAY),
         np.empty(NUM_GOLAY, dtype=np.int64),
         np.empty((_COORD_ROWS, 24)),
@@ -515,28 +543,28 @@ def _workspace(m_count: int):
         np.empty((4, 3, 16, 16)),
         np.empty(2 * m_count + 8),
         np.empty((m_count, DETAIL_MAX)),
-        (
-            np.empty(4 * 24 * LANES),
-            np.empty(3 * 256 * 4 * LANES),
-            np.empty(LANES * NUM_OCTADS),
-            np.empty((5, 24 * LANES)),
+        LaneScratch(
+            np.empty(4 * 24 * JOB_LANES),
+            np.empty(3 * 256 * 4 * JOB_LANES),
+            np.empty(JOB_LANES * NUM_OCTADS),
+            np.empty((5, 24 * JOB_LANES)),
         ),
-        np.empty((3, LANES), dtype=np.int64),
+        np.empty((3, JOB_LANES), dtype=np.int64),
     )
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _log_weights(logits, log_pi) -> None:
     lse = _logsumexp(logits, logits.shape[0])
     for m in range(logits.shape[0]):
         log_pi[m] = logits[m] - lse
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
     """Octad weights of every component of tokens ``t0:t1`` (only those with ``shape[t] == 1``
     when ``shape`` is not empty), 4 jobs at a time, into the job rows of ``ws``."""
-    wb, comp, coord, dp, grid, lane_ws, jobs = ws[1], ws[3], ws[6], ws[7], ws[8], ws[11], ws[12]
+    jobs = ws.jobs
     m_count = tables.shape[1]
     n = 0
     for t in range(t0, t1):
@@ -547,42 +575,27 @@ def _b_jobs(tables, t0: int, t1: int, shape, opat, ws) -> None:
             jobs[1, n] = m
             jobs[2, n] = (t - t0) * m_count + m
             n += 1
-            if n == LANES:
-                _shape_b_lanes(
-                    tables,
-                    jobs[0],
-                    jobs[1],
-                    jobs[2],
-                    np.int64(n),
-                    opat,
-                    wb,
-                    comp,
-                    coord,
-                    dp,
-                    grid,
-                    lane_ws,
-                )
+            if n == JOB_LANES:
+                _shape_b_lanes(tables, jobs[0], jobs[1], jobs[2], np.int64(n), opat, ws)
                 n = 0
     if n:
-        _shape_b_lanes(
-            tables, jobs[0], jobs[1], jobs[2], np.int64(n), opat, wb, comp, coord, dp, grid, lane_ws
-        )
+        _shape_b_lanes(tables, jobs[0], jobs[1], jobs[2], np.int64(n), opat, ws)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _shape_c(Lm, pat, m: int, comp_row, ws) -> None:
     """Golay word weights of component ``m`` into ``ws``; shift and total into
     ``comp_row[4:6]``. Deterministic, whatever ``ws`` held."""
-    wc, keys, pend, coord, dp, grid = ws[2], ws[4], ws[5], ws[6], ws[7], ws[8]
+    wc, keys, pend, coord, dp, grid = ws.wc, ws.keys, ws.pend, ws.coord, ws.dp, ws.grid
     if not _c_fast(Lm, pat, wc[m], coord, dp, grid, comp_row):
         _c_exact(Lm, pat, wc[m], keys, pend, coord, dp, grid, comp_row)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> None:
     """Token ``i`` of the work item (its B weights already in the job rows): A and C weights
     of every component (in ``ws``), log Z, log weights; the mixture's shape pmf."""
-    wa, comp, coord, tmp = ws[0], ws[3], ws[6], ws[9]
+    wa, comp, coord, tmp = ws.wa, ws.comp, ws.coord, ws.tmp
     m_count = L.shape[0]
     _log_weights(logits, log_pi)
     for m in range(m_count):
@@ -611,11 +624,11 @@ def _components(L, logits, i: int, pairs, pat, shape_p, log_z, log_pi, ws) -> No
         shape_p[s] = shape_p[s] / total
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _mix_support(s: int, i: int, log_z, log_pi, ws, q) -> float:
     """q = the support weights of shape ``s`` of token ``i`` of the work item mixed over the
     components (unnormalized, the largest component scaled by 1); returns their total."""
-    wa, wb, wc, comp, tmp = ws[0], ws[1], ws[2], ws[3], ws[9]
+    wa, wb, wc, comp, tmp = ws.wa, ws.wb, ws.wc, ws.comp, ws.tmp
     m_count = log_z.shape[0]
     coef = tmp[3 : 3 + m_count]
     top = -np.inf
@@ -641,7 +654,7 @@ def _mix_support(s: int, i: int, log_z, log_pi, ws, q) -> float:
     return total
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_a(L, i: int, j: int, x) -> None:
     base0 = 0.0
     for d in range(24):
@@ -651,7 +664,7 @@ def _detail_a(L, i: int, j: int, x) -> None:
         x[s] = base0 + L[i, 0 if s & 1 else 8] + L[j, 0 if s & 2 else 8]
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_b(L, coords, x) -> None:
     """x[s] for the 128 sign patterns s (bit k: coordinate k negative; the 8th by parity).
 
@@ -677,7 +690,7 @@ def _detail_b(L, coords, x) -> None:
             x[s] += flip7
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail_c(L, c, x) -> None:
     base = 0.0
     for d in range(24):
@@ -686,7 +699,7 @@ def _detail_c(L, c, x) -> None:
         x[p] = base + ((L[p, 7] - L[p, 3]) if c[p] else (L[p, 1] - L[p, 5]))
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, x) -> None:
     """Normalized detail pmf of a token of ``shape`` with support ``u`` (into ``out``;
     ``x``: (M, DETAIL_MAX) scratch)."""
@@ -725,16 +738,16 @@ def _detail(shape: int, L, log_pi, log_z, u: int, pairs, octads, golay, out, x) 
 _ALL = np.empty(0, dtype=np.int64)  # "every token" for _b_jobs
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_total, log_z, log_pi):
     """Per token: shape pmf, the three unnormalized support pmfs and their totals, per-component
     log Z and log mixture weights."""
     n = tables.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + CHUNK - 1) // CHUNK):
+    for c in prange((n + ITEM_TOKENS - 1) // ITEM_TOKENS):
         ws = _workspace(m_count)
-        t0 = c * CHUNK
-        t1 = min(n, t0 + CHUNK)
+        t0 = c * ITEM_TOKENS
+        t1 = min(n, t0 + ITEM_TOKENS)
         _b_jobs(tables, t0, t1, _ALL, opat, ws)
         for t in range(t0, t1):
             i = t - t0
@@ -744,26 +757,41 @@ def summary_kernel(tables, logits, pairs, opat, pat, shape_p, qa, qb, qc, q_tota
                 q_total[t, s] = _mix_support(s, i, log_z[t], log_pi[t], ws, q)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _kept(ws, keep_a, keep_b, keep_c, keep_comp, c: int, t: int):
     """``ws`` with its weight arrays replaced by the kept ones of work item ``c``, token ``t``
     (the same types: the same compiled functions run on them)."""
-    return (keep_a[t], keep_b[c], keep_c[t], keep_comp[c]) + ws[4:]
+    return Workspace(
+        keep_a[t],
+        keep_b[c],
+        keep_c[t],
+        keep_comp[c],
+        ws.keys,
+        ws.pend,
+        ws.coord,
+        ws.dp,
+        ws.grid,
+        ws.tmp,
+        ws.detail,
+        ws.lanes,
+        ws.jobs,
+    )
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def shape_keep_kernel(
     tables, logits, pairs, opat, pat, shape_p, log_z, log_pi, keep_a, keep_b, keep_c, keep_comp
 ):  # fmt: skip
     """The decoder's first pass over up to ``keep_a.shape[0]`` tokens: shape pmfs, log Z and
     log weights, keeping every component's support weights (token ``t``'s A and C weights in
     ``keep_a[t]``, ``keep_c[t]``; B weights, shifts and totals in the rows of its work item
-    ``keep_b[t // CHUNK]``, ``keep_comp[t // CHUNK]``) for :func:`kept_support_kernel`."""
+    ``keep_b[t // ITEM_TOKENS]``, ``keep_comp[t // ITEM_TOKENS]``) for
+    :func:`kept_support_kernel`."""
     n = tables.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        t0 = c * CHUNK
-        t1 = min(n, t0 + CHUNK)
+    for c in prange((n + ITEM_TOKENS - 1) // ITEM_TOKENS):
+        t0 = c * ITEM_TOKENS
+        t1 = min(n, t0 + ITEM_TOKENS)
         ws = _kept(_workspace(m_count), keep_a, keep_b, keep_c, keep_comp, np.int64(c), t0)
         _b_jobs(tables, t0, t1, _ALL, opat, ws)
         for t in range(t0, t1):
@@ -773,7 +801,7 @@ def shape_keep_kernel(
             )
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def kept_support_kernel(
     log_z, log_pi, shape, counts, keep_a, keep_b, keep_c, keep_comp, qa, qb, qc, q_total
 ):  # fmt: skip
@@ -788,43 +816,43 @@ def kept_support_kernel(
         s = shape[t]
         row[t] = counts[s]
         counts[s] += 1
-    for c in prange((n + CHUNK - 1) // CHUNK):
+    for c in prange((n + ITEM_TOKENS - 1) // ITEM_TOKENS):
         ws = _workspace(m_count)
-        for t in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+        for t in range(c * ITEM_TOKENS, min(n, (c + 1) * ITEM_TOKENS)):
             wt = _kept(ws, keep_a, keep_b, keep_c, keep_comp, np.int64(c), t)
             s = shape[t]
             q = qa[row[t]] if s == 0 else (qb[row[t]] if s == 1 else qc[row[t]])
-            q_total[t] = _mix_support(s, t - c * CHUNK, log_z[t], log_pi[t], wt, q)
+            q_total[t] = _mix_support(s, t - c * ITEM_TOKENS, log_z[t], log_pi[t], wt, q)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, octads, golay, out):
     """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports."""
     n = tokens.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + 63) // 64):
+    for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
         x = np.empty((m_count, DETAIL_MAX))
-        for r in range(c * 64, min(n, (c + 1) * 64)):
+        for r in range(c * DETAIL_ITEM_TOKENS, min(n, (c + 1) * DETAIL_ITEM_TOKENS)):
             t = tokens[r]
             u = support[r]
             _detail(shape, tables[t], log_pi[t], log_z[t], u, pairs, octads, golay, out[r], x)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, row, da, db, dc):
     """Detail pmf of every token given its shape and support, into row ``row[t]`` of
     ``da|db|dc`` (as :func:`detail_kernel`)."""
     n = tables.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + 63) // 64):
+    for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
         x = np.empty((m_count, DETAIL_MAX))
-        for t in range(c * 64, min(n, (c + 1) * 64)):
+        for t in range(c * DETAIL_ITEM_TOKENS, min(n, (c + 1) * DETAIL_ITEM_TOKENS)):
             s = shape[t]
             out = da[row[t]] if s == 0 else (db[row[t]] if s == 1 else dc[row[t]])
             _detail(s, tables[t], log_pi[t], log_z[t], support[t], pairs, octads, golay, out, x)
 
 
-@numba.njit(**_PJIT)
+@kernel(parallel=True)
 def encode_kernel(
     tables, logits, pairs, opat, pat, octads, golay, shape, support, row,
     shape_p, qa, qb, qc, da, db, dc, q_total,
@@ -835,13 +863,13 @@ def encode_kernel(
     the total of its support pmf."""
     n = tables.shape[0]
     m_count = tables.shape[1]
-    for c in prange((n + CHUNK - 1) // CHUNK):
+    for c in prange((n + ITEM_TOKENS - 1) // ITEM_TOKENS):
         ws = _workspace(m_count)
-        x = ws[10]
+        x = ws.detail
         log_z = np.empty(m_count)
         log_pi = np.empty(m_count)
-        t0 = c * CHUNK
-        t1 = min(n, t0 + CHUNK)
+        t0 = c * ITEM_TOKENS
+        t1 = min(n, t0 + ITEM_TOKENS)
         _b_jobs(tables, t0, t1, _ALL, opat, ws)
         for t in range(t0, t1):
             L = tables[t]

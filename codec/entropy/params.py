@@ -21,9 +21,9 @@ import numba
 import numpy as np
 import torch
 
-from ..leech.shell import DIM
+from ..jit import kernel
+from ..leech.shell import DIM, VALUES
 
-VALUES = 9
 GRID = 2.0**-8
 TABLE_FLOOR = -512.0
 LOGIT_FLOOR = -512.0
@@ -82,7 +82,7 @@ def validate_params(
     return RawParams(t, logits)
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True)
 def _all_finite(x: np.ndarray) -> bool:
     bad = 0
     for i in numba.prange(x.shape[0]):
@@ -91,7 +91,7 @@ def _all_finite(x: np.ndarray) -> bool:
     return bad == 0
 
 
-@numba.njit(inline="always", nogil=True, cache=True)
+@kernel(inline="always")
 def _grid(x: float, floor: float) -> float:
     """``clip(rint(x / GRID), floor / GRID, 0) * GRID`` (``+ 0.0``: no negative zeros)."""
     v = np.rint(x * (1.0 / GRID))
@@ -99,7 +99,7 @@ def _grid(x: float, floor: float) -> float:
     return v * GRID + 0.0
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@kernel(parallel=True)
 def _grid_kernel(tables, logits, out_tables, out_logits) -> None:
     n, m = logits.shape
     for t in numba.prange(n):

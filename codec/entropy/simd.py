@@ -71,8 +71,8 @@ def golay_word_block(typingctx, grid, w, a, b, acc):  # noqa: ARG001
     return sig, codegen
 
 
-#: Lanes of the octad kernels: tokens (or components) computed side by side.
-LANES = 4
+#: Lanes of the octad kernels: jobs (a component of a token) computed side by side.
+JOB_LANES = 4
 
 
 def _lane_vector(builder, data, index):

@@ -43,9 +43,3 @@ class LeechQuantizer(nn.Module):
             hard[keep] = decode(indices[keep]).to(device=latent.device, dtype=latent.dtype)
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
-
-
-def codewords_to_latent(codewords: torch.Tensor) -> torch.Tensor:
-    """(B, G, H, W, 24) codewords -> (B, 24*G, H, W) latent."""
-    b, g, h, w, d = codewords.shape
-    return codewords.movedim(-1, 2).reshape(b, g * d, h, w)

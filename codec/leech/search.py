@@ -22,14 +22,13 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from ..jit import kernel
 from ..threads import set_numba_threads
 from .golay import hamming_prime_words
 from .shell import DIM, NUM_GOLAY, NUM_OCTADS, OFFSET_B, OFFSET_C, tables
 
-_JIT = dict(nogil=True, cache=True)
 
-
-@numba.njit(**_JIT)
+@kernel()
 def _walsh8(z: np.ndarray, out: np.ndarray) -> None:
     """Sylvester-ordered 8-point Walsh-Hadamard transform: out[w] = sum_j (-1)^{|w & j|} z[j]."""
     a0 = z[0] + z[1]
@@ -58,12 +57,12 @@ def _walsh8(z: np.ndarray, out: np.ndarray) -> None:
     out[7] = b3 - b7
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _better(score: float, index: int, best: float, best_index: int) -> bool:
     return score > best or (score == best and index < best_index)
 
 
-@numba.njit(**_JIT)
+@kernel()
 def _nearest_one(
     x: np.ndarray,
     pair_index: np.ndarray,
@@ -198,7 +197,7 @@ def _nearest_one(
     return best_index
 
 
-@numba.njit(parallel=True, **{k: v for k, v in _JIT.items() if k != "nogil"})
+@kernel(parallel=True, nogil=False)
 def _nearest_batch(
     x: np.ndarray,
     pair_index: np.ndarray,

@@ -33,6 +33,7 @@ from .golay import golay_codewords
 
 DIM = 24
 SQUARED_NORM = 32
+VALUES = 9  # integer coordinate values of the codewords: -4..4
 NUM_PAIRS = 276
 NUM_OCTADS = 759
 NUM_GOLAY = 4096

@@ -24,7 +24,7 @@ class ModelConfig:
     prior_channels: int = 128  # width of the prior's context network
     mixtures: int = 2  # components of the per-token pmf mixture
     #: code group 0 in three passes (row/col both even, both odd, the rest) instead of two
-    #: checkerboard passes: its first pass has no context (:mod:`lqz.nn.prior`)
+    #: checkerboard passes: its first pass has no context (:mod:`lqz.nn.schedule`)
     split_first_group: bool = False
     #: groups coded at each quality level (ascending); the level number goes into the bitstream
     levels: tuple[int, ...] = (2, 3, 4, 6, 8, 11, 16)

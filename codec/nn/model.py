@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .config import ModelConfig
+from .contract import CodingPrior
 from .prior import Prior
 from .tokenizer import Tokenizer
 
@@ -16,4 +17,4 @@ class LqzModel(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = Tokenizer(config)
-        self.prior = Prior(config)
+        self.prior: CodingPrior = Prior(config)

@@ -1,89 +1,28 @@
-"""Autoregressive prior over Λ24 token indices: groups in order, each in 2 or 3 passes.
+"""The autoregressive prior over Λ24 token indices: a small conv net per coding step.
 
-Decoding order: group 0's passes, then group 1's, ... A group is coded in two checkerboard
-passes -- :data:`Pass.ANCHORS` (``(row + col)`` even), then :data:`Pass.REST` -- or, for group 0
-of a model with ``split_first_group``, in three: :data:`Pass.EVEN` (row and column even),
-:data:`Pass.ODD` (both odd; reads the EVEN tokens), then REST. Group 0's first pass has no context
-at all, so halving it saves bits (held-out, session 6: ~14 bits/token without context, ~7 with
-the anchors). Every step's pmf parameters come from a small conv net whose input is the codewords
-already decoded: all groups before the current one, plus the current group's tokens of its
-earlier passes. All tokens of one step are independent given the context, so a step is one
-batched network evaluation and one batched entropy-coding call.
-
-The net outputs, per token, ``mixtures`` tables L[24, 9] and mixture logits: the exact pmf
-family of :mod:`lqz.entropy.shell_pmf`.
+Implements :class:`lqz.nn.contract.CodingPrior` for the steps of :mod:`lqz.nn.schedule`. Every
+step's pmf parameters come from one network whose input is the codewords already decoded: all
+groups before the current one, plus the current group's tokens of its earlier passes, and an
+embedding of (group, pass). It outputs, per token, ``mixtures`` tables L[24, 9] and mixture
+logits: the exact pmf family of :mod:`lqz.entropy.shell_pmf`.
 """
 
 from __future__ import annotations
-
-from enum import IntEnum
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..leech import DIM
+from ..leech.shell import DIM, VALUES
 from .config import ModelConfig
-
-VALUES = 9  # coordinate values -4..4
-
-
-class Pass(IntEnum):
-    """Which tokens of a group one coding step codes (positions of the latent grid)."""
-
-    ANCHORS = 0  # (row + col) even
-    REST = 1  # (row + col) odd; reads the group's anchors
-    EVEN = 2  # row and col even
-    ODD = 3  # row and col odd; reads the group's EVEN tokens (EVEN + ODD = ANCHORS)
-
-
-def group_passes(config: ModelConfig, group: int) -> tuple[Pass, ...]:
-    """The passes of ``group``, in coding order."""
-    if group == 0 and config.split_first_group:
-        return (Pass.EVEN, Pass.ODD, Pass.REST)
-    return (Pass.ANCHORS, Pass.REST)
-
-
-def coding_steps(config: ModelConfig, groups: int) -> list[tuple[int, Pass]]:
-    """(group, pass) of every coding step for the first ``groups`` groups, in order."""
-    return [(g, p) for g in range(groups) for p in group_passes(config, g)]
-
-
-def _parities(height: int, width: int, device: torch.device | None):
-    rows = torch.arange(height, device=device)[:, None] % 2
-    cols = torch.arange(width, device=device)[None, :] % 2
-    return rows, cols
-
-
-def pass_mask(
-    height: int, width: int, pass_: int, device: torch.device | None = None
-) -> torch.Tensor:
-    """Boolean (h, w) mask of the positions that ``pass_`` codes."""
-    rows, cols = _parities(height, width, device)
-    if pass_ == Pass.ANCHORS:
-        return rows == cols
-    if pass_ == Pass.REST:
-        return rows != cols
-    parity = 0 if pass_ == Pass.EVEN else 1
-    return (rows == parity) & (cols == parity)
-
-
-def context_mask(
-    height: int, width: int, pass_: int, device: torch.device | None = None
-) -> torch.Tensor:
-    """Boolean (h, w) mask of the current group's tokens that ``pass_`` may read."""
-    if pass_ == Pass.REST:
-        return pass_mask(height, width, Pass.ANCHORS, device)
-    if pass_ == Pass.ODD:
-        return pass_mask(height, width, Pass.EVEN, device)
-    return torch.zeros(height, width, dtype=torch.bool, device=device)
-
-
-HALO = 2  # rows of context a band needs on each side: the trunk's two 3x3 convolutions
+from .schedule import Pass, context_mask, group_passes, pass_mask
 
 
 class Prior(nn.Module):
     """Context network: decoded codewords -> per-token pmf parameters for one (group, pass)."""
+
+    #: rows of context a band reads on each side: the reach of the trunk's two 3x3 convolutions
+    halo = 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -170,12 +109,12 @@ class Prior(nn.Module):
         The coding path: the same math as ``forward(...)[..][pass positions]`` up to float
         rounding, but the last convolution and the head run only where they are used.
         ``codewords``: (1, 24G, h, w). ``rows``: a band ``[r0, r1)`` of the grid (default: all
-        of it); it reads codewords within :data:`HALO` rows of the band, so bands can run
+        of it); it reads codewords within :attr:`halo` rows of the band, so bands can run
         independently. Returns tables (T, M, 24, 9) and mixture logits (T, M).
         """
         _, _, h, w = codewords.shape
         r0, r1 = rows if rows is not None else (0, h)
-        s0, s1 = max(0, r0 - HALO), min(h, r1 + HALO)
+        s0, s1 = max(0, r0 - self.halo), min(h, r1 + self.halo)
         if pass_ == Pass.EVEN:  # (group 0 of the three-pass order; two-pass models' group-0
             # anchors, also without context, keep the full-band path their files were coded with)
             feat = self._contextless_features(pass_, r0, r1, s0, s1, w)
@@ -209,11 +148,12 @@ class Prior(nn.Module):
         field of at most 5 x 5 positions -- edges, then one interior row/column -- instead of the
         whole band."""
         bias = self.context_in.bias + self.embed.weight[self.embed_row(0, pass_)]
+        halo = self.halo
 
         def squeeze(n: int) -> tuple[int, torch.Tensor]:  # field size, position -> field index
-            m = min(n, 2 * HALO + 1)
+            m = min(n, 2 * halo + 1)
             index = torch.arange(n)
-            return m, torch.where(index < HALO, index, torch.clamp(index - (n - m), min=HALO))
+            return m, torch.where(index < halo, index, torch.clamp(index - (n - m), min=halo))
 
         rows, row_of = squeeze(s1 - s0)
         cols, col_of = squeeze(w)

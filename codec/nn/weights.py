@@ -8,7 +8,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..ladder import CONFIG_KEY, WeightsError, model_id
+from ..qualities import CONFIG_KEY, WeightsError, model_id
 from .config import ModelConfig
 from .model import LqzModel
 
@@ -48,12 +48,3 @@ def load_model(path: Path) -> LqzModel:
     except RuntimeError as exc:
         raise WeightsError(f"{path} does not match the lqz architecture: {exc}") from None
     return model.eval()
-
-
-def load_tokenizer_state(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """The tokenizer part of shipped weights (to warm-start training)."""
-    saved_config, state = read_weights(path)
-    if saved_config != config:
-        raise WeightsError(f"{path} has config {saved_config}, training uses {config}")
-    prefix = "tokenizer."
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

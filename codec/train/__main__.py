@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import TrainSettingError
-from ..ladder import DEFAULT_WEIGHTS as SHIPPED
 from ..nn.config import ModelConfig
+from ..qualities import DEFAULT_WEIGHTS as SHIPPED
 from .entry import run_main
 from .loop import TINY, TrainOptions, train
 from .state import DEFAULT_ROOT, RunState
@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--split-first-group",
         action="store_true",
-        help="code group 0 in three passes (see lqz.nn.prior); a run or start weights without "
+        help="code group 0 in three passes (see lqz.nn.schedule); a run or start weights without "
         "it are migrated once first (python -m lqz.train.migrate)",
     )
     p.add_argument("--tiny", action="store_true", help="a tiny model (dry runs and tests)")

@@ -112,7 +112,7 @@ def start_weights(opts: WindowOptions) -> Path | None:
         return opts.init
     if opts.tiny:
         return None
-    from ..ladder import DEFAULT_WEIGHTS
+    from ..qualities import DEFAULT_WEIGHTS
 
     return DEFAULT_WEIGHTS
 

@@ -22,7 +22,7 @@ import torch
 from ..errors import TrainingDataError, TrainSettingError
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
-from ..nn.prior import group_passes
+from ..nn.schedule import group_passes
 from ..objectives import mse_loss, prior_bits, psnr
 from .data import (
     CropSampler,

@@ -1,6 +1,6 @@
 """Carry a trained model over to a changed coding order: group 0 in three passes.
 
-``split_first_group`` (:mod:`lqz.nn.prior`) adds one prior embedding row, for group 0's ODD pass.
+``split_first_group`` (:mod:`lqz.nn.schedule`) adds one prior embedding row, for group 0's ODD pass.
 It starts as group 0's REST row (both passes read the group's tokens decoded before them); every
 other weight, Adam moment and weight average carries over unchanged, so a trained run continues
 instead of starting its prior again.

@@ -1,4 +1,9 @@
-"""Tile coding: pixels <-> token indices <-> entropy-coded bytes, in the prior's step order."""
+"""The tile coder: pixels <-> token indices <-> entropy-coded bytes of one tile.
+
+Tokens are coded in the steps of :mod:`lqz.nn.schedule`, each with the pmf parameters of the
+model's prior (:class:`lqz.nn.contract.CodingPrior`) and the range coder of
+:mod:`lqz.entropy.coder`. :mod:`lqz.api` cuts images into tiles; :mod:`lqz.format` packs them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from ..entropy.coder import TokenDecoder, TokenEncoder
-from ..leech import DIM
-from ..leech import decode as leech_decode
-from .model import LqzModel
-from .prior import coding_steps, pass_mask
-from .refine import refine_indices
+from .entropy.coder import TokenDecoder, TokenEncoder
+from .leech import DIM
+from .leech import decode as leech_decode
+from .nn.model import LqzModel
+from .nn.refine import refine_indices
+from .nn.schedule import coding_steps, pass_mask
 
 
 @contextmanager
@@ -100,7 +105,7 @@ def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> bytes:
     """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
-    steps of latent refinement (:mod:`.refine`; 0: the analysis transform's tokens)."""
+    steps of latent refinement (:mod:`lqz.nn.refine`; 0: the analysis transform's tokens)."""
     x = pad_to_stride(_to_tensor(pixels), model.config.stride)
     if effort:
         valid = pixels.shape[:2]

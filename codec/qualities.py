@@ -85,7 +85,7 @@ class Ladder:
         except OSError as exc:
             raise WeightsError(f"cannot read quality ladder {path}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError):
-            raise WeightsError(f"{path} is not a quality ladder (see lqz/ladder.py)") from None
+            raise WeightsError(f"{path} is not a quality ladder (see lqz/qualities.py)") from None
         if not entries:
             raise WeightsError(f"quality ladder {path} is empty")
         rungs = tuple(Rung(path.parent / str(w), level) for w, level in entries)
