@@ -288,7 +288,7 @@ def forged(width: int, height: int) -> bytes:
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=bytes(8),
-        quality=1,
+        level=1,
         fine=0,
         width=width,
         height=height,
