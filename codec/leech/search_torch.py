@@ -25,7 +25,7 @@ from .golay import golay_codewords, hamming_prime_words, hamming_words
 from .shell import DIM, NUM_GOLAY, NUM_OCTADS, OFFSET_B, OFFSET_C, tables
 
 #: Rows per chunk on the CPU (cache-sized) and on accelerators; a row needs about 130 kB.
-CPU_CHUNK_ROWS = 512
+CPU_CHUNK_ROWS = 256
 DEVICE_CHUNK_ROWS = 8192
 
 _MAX_NORMAL_EXPONENT = 1023
@@ -41,26 +41,16 @@ def _host_tables() -> dict[str, torch.Tensor]:
     # The XOR of two H words is an H word; its index, looked up rather than assumed.
     lookup = {tuple(row): i for i, row in enumerate(h.tolist())}
     xor = np.array([[lookup[tuple((h[a] ^ h[b]).tolist())] for b in range(16)] for a in range(16)])
-    walsh_row, complement = np.arange(16) // 2, 1.0 - 2.0 * (np.arange(16) % 2)
-    # Gathers as 0/+-1 matrix products (exact: one nonzero term per output; fast on every
-    # backend): H word h's correlation is (1 - 2e) times the Walsh coefficient w, h = 2w + e.
-    to_h = np.zeros((8, 16))
-    to_h[walsh_row, np.arange(16)] = complement
-    to_pairs = np.zeros((16, 256))  # column a * 16 + b picks a ^ b
-    to_pairs[xor.reshape(-1), np.arange(256)] = 1.0
-    # Column k * 759 + o picks the k-th coordinate of octad o; octad membership.
-    to_octads = np.zeros((DIM, 8 * NUM_OCTADS))
-    to_octads[t.octads.T.reshape(-1), np.arange(8 * NUM_OCTADS)] = 1.0
+    # -s_j for the word block (a ^ x) at coordinate j, as a column of [v, -v]: (16 x, 16 a, 8)
+    gain_signs = -(h_signs[None, :, :] * x_signs[:, None, :])
+    gain_columns = np.arange(8) + 8 * (gain_signs < 0)
     membership = np.zeros((DIM, NUM_OCTADS))
     membership[t.octads.T, np.arange(NUM_OCTADS)] = 1.0
     host = {
         "x_signs": x_signs,
-        # -s_j for the word block (a ^ x) at coordinate j: (16 x, 16 a, 8)
-        "gain_signs": -(h_signs[None, :, :] * x_signs[:, None, :]),
-        "to_h": to_h,
-        "to_pairs": to_pairs,
-        "to_pairs_h": to_h @ to_pairs,  # (8, 256)
-        "to_octads": to_octads,
+        "gain_columns": gain_columns.reshape(-1),
+        "xor": xor.reshape(-1),  # column a * 16 + b picks a ^ b
+        "octad_columns": t.octads.T.reshape(-1),  # column k * 759 + o: coordinate k of octad o
         "membership": membership,
         "golay_signs": 1.0 - 2.0 * golay_codewords().astype(np.float64),  # (4096, 24)
         "octads": t.octads,
@@ -120,7 +110,7 @@ def _nearest_rows(x: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor
     index_a = tab["pair_index"][lo * DIM + hi] * 4 + bits
 
     # Shape B: per octad the sequential sum (the kernel's rounding), parity correction.
-    uo = (u @ tab["to_octads"]).view(n, 8, NUM_OCTADS)
+    uo = torch.gather(u, 1, tab["octad_columns"].expand(n, -1)).view(n, 8, NUM_OCTADS)
     total = uo[:, 0]
     for k in range(1, 8):
         total = total + uo[:, k]
@@ -134,14 +124,20 @@ def _nearest_rows(x: torch.Tensor, tab: dict[str, torch.Tensor]) -> torch.Tensor
     index_b = OFFSET_B + octad * 128 + _octad_sign_bits(uo[rows, :, octad], x, support, tab)
 
     # Shape C: block spectra and block gains over Turyn's (x, a), then 4,096 words.
-    blocks = x.view(n, 1, 3, 8)
-    spectra = _walsh8(tab["x_signs"][None, :, None, :] * blocks)  # (n, 16 x, 3, 8)
-    corr = spectra[:, :, :2] @ tab["to_h"]  # (n, 16 x, 2, 16 h)
-    gains = (tab["gain_signs"][None, :, None] * blocks[:, :, :, None, :]).amax(dim=-1)
+    blocks = x.view(n, 3, 8)
+    spectra = _walsh8(tab["x_signs"][None, :, None, :] * blocks[:, None])  # (n, 16 x, 3, 8)
+    # H word h = 2w + e correlates as (1 - 2e) times Walsh coefficient w: (n, 16 x, 3, 16 h)
+    corr = torch.stack([spectra, -spectra], dim=-1).flatten(-2)
+    signed = torch.cat([blocks, -blocks], dim=-1)  # (n, 3, 16)
+    gains = torch.gather(signed, 2, tab["gain_columns"].expand(n, 3, -1))
+    gains = gains.view(n, 3, 16, 16, 8).amax(dim=-1)  # (n, 3, 16 x, 16 h)
+    # Block 2 holds a ^ b: correlation and gain of each word's third block, (n, 16 x, 2, 256).
+    third = torch.stack([corr[:, :, 2], gains[:, 2]], dim=2)
+    third = torch.gather(third, 3, tab["xor"].expand(n, 16, 2, -1))
     t = corr[:, :, 0, :, None] + corr[:, :, 1, None, :]  # (n, 16 x, 16 a, 16 b)
-    t.add_((spectra[:, :, 2] @ tab["to_pairs_h"]).view(n, 16, 16, 16))
-    gain = torch.maximum(gains[:, :, 0, :, None], gains[:, :, 1, None, :])
-    torch.maximum(gain, (gains[:, :, 2] @ tab["to_pairs"]).view(n, 16, 16, 16), out=gain)
+    t.add_(third[:, :, 0].view(n, 16, 16, 16))
+    gain = torch.maximum(gains[:, 0, :, :, None], gains[:, 1, :, None, :])
+    torch.maximum(gain, third[:, :, 1].view(n, 16, 16, 16), out=gain)
     score = t.add_(gain, alpha=4.0).view(n, NUM_GOLAY)  # t + 4 * gain, 4 * gain exact
     del gain
     word = score.argmax(dim=1)  # Turyn index = canonical word order
@@ -186,7 +182,7 @@ def quantize_torch(x: torch.Tensor | np.ndarray, chunk_rows: int | None = None) 
     The same indices as :func:`lqz.leech.quantize` (exact, ties to the smallest index) from
     batched torch ops on ``x``'s device, in float64 whatever ``x``'s dtype (autocast is
     switched off inside). No gradient. ``chunk_rows`` bounds the working memory (about
-    150 kB per row): default 512 rows on the CPU, 8192 elsewhere. Raises ValueError for a
+    150 kB per row): default 256 rows on the CPU, 8192 elsewhere. Raises ValueError for a
     trailing dimension other than 24 or non-finite values (that check synchronizes with the
     device once per call).
     """
