@@ -82,21 +82,28 @@ def join_index(shape: np.ndarray, support: np.ndarray, detail: np.ndarray) -> np
     return np.asarray(OFFSETS, dtype=np.int64)[shape] + support * details + detail
 
 
+@lru_cache(maxsize=1)
+def _host_structure() -> dict[str, torch.Tensor]:
+    golay = golay_bits().astype(np.float64)
+    octad_matrix = np.zeros((24, octads().shape[0]))
+    octad_matrix[octads().T, np.arange(octads().shape[0])] = 1.0
+    host = {
+        "pairs": pairs(),
+        "octad_matrix": octad_matrix,
+        "golay_t": golay.T,  # (24, 4096)
+        # (48, 4096): rows 0-23 select r+ where c_i = 0, rows 24-47 r- where c_i = 1
+        "golay_terms_t": np.concatenate([1.0 - golay, golay], axis=1).T,
+        # (4096, 49): columns [1 - c_i], [c_i], 1
+        "golay_terms_ones": np.concatenate([1.0 - golay, golay, np.ones_like(golay[:, :1])], 1),
+        "columns": np.array(codebook_columns()),
+    }
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in host.items()}
+
+
 @lru_cache(maxsize=8)
 def _structure(device: torch.device) -> dict[str, torch.Tensor]:
-    golay = torch.from_numpy(golay_bits().astype(np.float64)).to(device)
-    octad_matrix = torch.zeros(24, octads().shape[0], dtype=torch.float64, device=device)
-    octad_matrix[torch.from_numpy(octads()).T, torch.arange(octads().shape[0])] = 1.0
-    return {
-        "pairs": torch.from_numpy(pairs()).to(device),
-        "octad_matrix": octad_matrix,
-        "golay_t": golay.T.contiguous(),  # (24, 4096)
-        # (48, 4096): rows 0-23 select r+ where c_i = 0, rows 24-47 r- where c_i = 1
-        "golay_terms_t": torch.cat([1.0 - golay, golay], dim=1).T.contiguous(),
-        # (4096, 49): columns [1 - c_i], [c_i], 1
-        "golay_terms_ones": torch.cat([1.0 - golay, golay, torch.ones_like(golay[:, :1])], 1),
-        "columns": torch.from_numpy(np.array(codebook_columns())).to(device),
-    }
+    """The structure tensors on ``device`` (float64 or int64), built once per device."""
+    return {k: v.to(device) for k, v in _host_structure().items()}
 
 
 def _log_z_a(x: torch.Tensor, base0: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -135,6 +142,17 @@ def _log_z_c(x: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:
     and ``rho_i = P(c_i = 1)`` under ``exp(c.delta) / F``: one 4096-wide exp and two products.
     Rows where a needed ``rho`` underflows go through the tiered evaluation instead.
     """
+    fast, rows = _log_z_c_fast(x, st)
+    if bool(rows.any()):
+        exact = _log_z_c_tiered(x[rows], st)
+        fast = _replace(fast, rows, exact)
+    return fast
+
+
+def _log_z_c_fast(
+    x: torch.Tensor, st: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fast log Z_C, rows whose fast value may have lost an underflowed rho)."""
     b1 = x[..., 5].sum(dim=-1)
     delta = x[..., 3] - x[..., 5]
     r = torch.cat([x[..., 1] - x[..., 5], x[..., 7] - x[..., 3]], dim=-1)  # (N, 48)
@@ -148,11 +166,7 @@ def _log_z_c(x: torch.Tensor, st: dict[str, torch.Tensor]) -> torch.Tensor:
     fast = torch.logsumexp(terms, dim=-1) + torch.log(total[..., 0]) + top[..., 0] + b1
     # rho below ~1e-250 may have underflowed; it matters if its r could lift the term near the max
     suspect = (rho < 1e-250) & (r - 570.0 > terms.amax(dim=-1, keepdim=True) - 60.0)
-    rows = suspect.any(dim=-1)
-    if bool(rows.any()):
-        exact = _log_z_c_tiered(x[rows], st)
-        fast = _replace(fast, rows, exact)
-    return fast
+    return fast, suspect.any(dim=-1)
 
 
 def _replace(values: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) -> torch.Tensor:

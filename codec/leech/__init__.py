@@ -4,6 +4,7 @@ Public API (stable):
 
 - :func:`codebook` -> float32 tensor (196560, 24), unit norm, canonical order
 - :func:`quantize` -> int64 indices of the nearest codewords, shape ``x.shape[:-1]``
+- :func:`quantize_torch` -> the same indices from batched torch ops on ``x``'s device (CUDA)
 - :class:`LeechQuantizer` -> torch module for training (normalize, quantize, straight-through)
 """
 
@@ -16,6 +17,7 @@ import torch
 
 from .module import LeechQuantizer
 from .search import nearest_indices
+from .search_torch import quantize_torch
 from .shell import (
     DIM,
     SIZE,
@@ -36,6 +38,7 @@ __all__ = [
     "index_to_codeword",
     "integer_codebook",
     "quantize",
+    "quantize_torch",
 ]
 
 
