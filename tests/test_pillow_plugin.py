@@ -295,6 +295,7 @@ def forged(width: int, height: int) -> bytes:
         channels=fmt.CHANNELS_RGB,
         has_alpha=False,
         tile_size=fmt.MAX_TILE_SIZE,
+        writer=api.writer(),
     )
     return fmt.pack(header, [b""] * header.num_tiles)
 

@@ -80,8 +80,8 @@ def migrate_run(run_dir: Path) -> bool:
 def migrate_weights(path: Path, out: Path, force: bool = False, half: bool = True) -> bool:
     """Write the weights at ``path``, migrated, to ``out``; False (nothing written) when they
     already have the split."""
-    from ..nn.model import LqzModel
-    from ..nn.weights import read_weights, save_weights
+    from ..nn.weights import read_weights
+    from .export import write_weights
 
     config, state = read_weights(path)
     if config.split_first_group:
@@ -90,16 +90,7 @@ def migrate_weights(path: Path, out: Path, force: bool = False, half: bool = Tru
         raise OutputError(f"{out} exists (use --force to overwrite)")
     if out.resolve() == path.resolve() and not force:
         raise OutputError(f"{out} is the input (use --force to overwrite it)")
-    config, state = split_weights(config, state)
-    model = LqzModel(config)
-    model.load_state_dict(state)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        save_weights(model, tmp, half=half)
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {out}: {exc.strerror}") from None
+    write_weights(*split_weights(config, state), out, half=half)
     return True
 
 
