@@ -1,4 +1,5 @@
-"""Thread counts of numba's kernels, set without disturbing torch's.
+"""Threads: numba's counts set without disturbing torch's, and torch work whose floats do not
+depend on the thread count.
 
 numba's OpenMP threading layer starts on the first ``numba.set_num_threads`` (or parallel kernel)
 of a process and then calls ``omp_set_num_threads(NUMBA_NUM_THREADS)``. torch runs on the same
@@ -9,9 +10,14 @@ lqz that sets numba's threads goes through :func:`set_numba_threads`, which puts
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def set_numba_threads(threads: int | None = None) -> None:
@@ -40,3 +46,44 @@ def torch_threads_kept() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _worker() -> ThreadPoolExecutor:
+    """The thread that runs the calls after the first (a new one in a forked child: the
+    parent's is not there)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="lqz-band")
+    return _pool[1]
+
+
+def _one_thread(call: Callable[[], T]) -> T:
+    import torch
+
+    if torch.get_num_threads() != 1:  # a worker thread keeps its own OpenMP setting
+        torch.set_num_threads(1)
+    return call()
+
+
+def single_threaded(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """The results of ``calls``, each run with torch on one thread.
+
+    oneDNN's results change with the thread count; work cut into pieces by its size alone, each
+    piece on one thread, gives the same floats whatever threads the caller allows. When the
+    caller allows torch more than one thread, the calls after the first run concurrently on a
+    worker thread (torch releases the GIL). Grad and inference mode are per thread: each call
+    sets the mode it needs.
+    """
+    import torch
+
+    first, *rest = calls
+    with torch_threads_kept():
+        parallel = bool(rest) and torch.get_num_threads() > 1
+        torch.set_num_threads(1)
+        if not parallel:
+            return [call() for call in calls]
+        pending = [_worker().submit(_one_thread, call) for call in rest]
+        return [first(), *(f.result() for f in pending)]

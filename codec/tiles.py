@@ -7,10 +7,7 @@ model's prior (:class:`lqz.nn.contract.CodingPrior`) and the range coder of
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 import torch
@@ -21,33 +18,15 @@ from .leech import decode as leech_decode
 from .nn.model import LqzModel
 from .nn.refine import refine_indices
 from .nn.schedule import coding_steps, pass_mask
+from .threads import single_threaded
 
-
-@contextmanager
-def _deterministic_threads() -> Iterator[None]:
-    """Run the prior on one thread: oneDNN's results change with the thread count, and the
-    decoder must reproduce the encoder's pmfs bit for bit whatever threads either side uses."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-#: the prior splits the grid into two row bands (the second on a worker thread) from
-#: 2 * BAND_MIN_ROWS rows up; smaller grids are one band (the halo would cost more than it saves)
+#: the prior and the encoder's tokenizer split the grid into two row bands (the second on a
+#: worker thread) from 2 * BAND_MIN_ROWS rows up; smaller grids are one band (the halo would cost
+#: more than it saves)
 BAND_MIN_ROWS = 8
-_band_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _worker() -> ThreadPoolExecutor:
-    """The thread that runs the second band (a new one in a forked child: the parent's is not
-    there)."""
-    global _band_pool
-    if _band_pool is None or _band_pool[0] != os.getpid():
-        _band_pool = os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="lqz-prior")
-    return _band_pool[1]
+#: latent rows each encoder band sees beyond its own on either side: more than the analysis and
+#: synthesis transforms' reach, so a band's tokens are those of the whole grid but for rounding
+ENCODER_HALO = 4
 
 
 def _bands(height: int) -> list[tuple[int, int]]:
@@ -61,8 +40,6 @@ def _bands(height: int) -> list[tuple[int, int]]:
 def _band_params(
     model: LqzModel, latent: torch.Tensor, group: int, pass_: int, rows: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if torch.get_num_threads() != 1:  # a worker thread keeps its own OpenMP setting
-        torch.set_num_threads(1)
     with torch.no_grad():  # grad mode is per thread: the worker's is on
         return model.prior.pass_params(latent, group, pass_, rows)
 
@@ -72,19 +49,13 @@ def _pass_prior(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tables (T, M, 24, 9) and logits (T, M) of the step's positions, in row-major order.
 
-    Each band runs single-threaded (oneDNN's results change with the thread count); when the
-    caller allows torch more than one thread, the second band runs concurrently on a worker
-    thread (torch releases the GIL). Either way the floats are the same."""
-    first, *rest = _bands(latent.shape[2])
-    parallel = bool(rest) and torch.get_num_threads() > 1
-    with _deterministic_threads():
-        if parallel:
-            pending = [_worker().submit(_band_params, model, latent, group, pass_, r) for r in rest]
-            results = [_band_params(model, latent, group, pass_, first)]
-            results += [f.result() for f in pending]
-        else:
-            results = [_band_params(model, latent, group, pass_, r) for r in (first, *rest)]
-    if not rest:
+    Bands by the grid's size, each on one thread (:func:`lqz.threads.single_threaded`): the
+    encoder and the decoder compute the same floats whatever threads either has."""
+    bands = _bands(latent.shape[2])
+    results = single_threaded(
+        [partial(_band_params, model, latent, group, pass_, rows) for rows in bands]
+    )
+    if len(results) == 1:
         return results[0]
     return torch.cat([t for t, _ in results]), torch.cat([g for _, g in results])
 
@@ -102,17 +73,48 @@ def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255.0
 
 
-@torch.no_grad()
+def _band_indices(
+    model: LqzModel,
+    x: torch.Tensor,
+    valid: tuple[int, int],
+    groups: int,
+    effort: int,
+    rows: tuple[int, int],
+) -> torch.Tensor:
+    """Indices (k, r1 - r0, w) of latent rows ``rows``, from the pixels of those rows and
+    :data:`ENCODER_HALO` more on either side."""
+    s = model.config.stride
+    r0, r1 = rows
+    a, b = max(0, r0 - ENCODER_HALO), min(x.shape[2] // s, r1 + ENCODER_HALO)
+    window = x[:, :, a * s : b * s]
+    if effort:
+        seen = (min(valid[0], b * s) - a * s, valid[1])
+        indices = refine_indices(model.tokenizer, window, groups, effort, seen)[0]
+    else:
+        with torch.inference_mode():  # mode is per thread: the worker's is off
+            indices = model.tokenizer.encode(window, groups)[0]
+    return indices[:, r0 - a : r1 - a]
+
+
+def tile_indices(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> torch.Tensor:
+    """Token indices (k, h, w) of a uint8 (H, W, 3) tile: the first ``groups`` groups, after
+    ``effort`` steps of latent refinement (:mod:`lqz.nn.refine`; 0: the analysis transform's).
+
+    Computed in row bands by the grid's size, each on one thread: the same tokens whatever
+    threads the caller allows (oneDNN's floats change with the thread count)."""
+    x = pad_to_stride(_to_tensor(pixels), model.config.stride)
+    bands = _bands(x.shape[2] // model.config.stride)
+    valid = pixels.shape[:2]
+    parts = single_threaded(
+        [partial(_band_indices, model, x, valid, groups, effort, rows) for rows in bands]
+    )
+    return torch.cat(parts, dim=1)
+
+
 def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> bytes:
     """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
-    steps of latent refinement (:mod:`lqz.nn.refine`; 0: the analysis transform's tokens)."""
-    x = pad_to_stride(_to_tensor(pixels), model.config.stride)
-    if effort:
-        valid = pixels.shape[:2]
-        indices = refine_indices(model.tokenizer, x, groups, effort, valid)[0]
-    else:
-        indices = model.tokenizer.encode(x, groups)[0]  # (k, h, w)
-    return encode_indices(model, indices)
+    steps of latent refinement (:func:`tile_indices`)."""
+    return encode_indices(model, tile_indices(model, pixels, groups, effort))
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lqz import tiles
 from lqz.nn.refine import refine_indices
 from lqz.nn.weights import load_model
 from lqz.tiles import pad_to_stride
@@ -68,3 +69,39 @@ def test_runs_under_inference_mode(model) -> None:
         indices = refine_indices(model.tokenizer, image, 2, steps=2)
     assert indices.shape == (1, 2, 4, 4)
     assert all(p.grad is None for p in model.parameters())
+
+
+def pixels(height: int, width: int) -> np.ndarray:
+    return np.asarray(Image.open(SAMPLE).convert("RGB"))[:height, :width].copy()
+
+
+@pytest.mark.parametrize("effort", [0, 3])
+def test_tokens_do_not_depend_on_the_thread_count(model, effort: int) -> None:
+    """A grid of two encoder bands: the same tokens with torch on 1 thread or on 2."""
+    rgb = pixels(250, 120)  # 32 latent rows: two bands
+    assert len(tiles._bands(-(-250 // model.config.stride))) == 2
+    threads = torch.get_num_threads()
+    try:
+        found = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                found.append(tiles.tile_indices(model, rgb, 3, effort))
+            assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(found[0], found[1])
+
+
+def test_encoder_bands_see_past_the_analysis_transforms_reach(
+    model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Banded plain tokens are the whole grid's: the halo covers what each latent reads; a halo
+    of one row does not (so the check can fail)."""
+    rgb = pixels(256, 192)
+    x = pad_to_stride(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, 8)
+    with torch.inference_mode():
+        whole = model.tokenizer.encode(x, 6)[0]
+        assert torch.equal(tiles.tile_indices(model, rgb, 6), whole)
+        monkeypatch.setattr(tiles, "ENCODER_HALO", 1)
+        assert not torch.equal(tiles.tile_indices(model, rgb, 6), whole)
