@@ -4,7 +4,7 @@
                                           [--threads 2] [--data ../shared/train_images]
 
 Same model (the shipped one by default), same batch size and crop, same step code
-(:class:`lqz.train.loop.TrainStep`); the two paths differ in what issue 17 changed:
+(:class:`lqz.train.loop.TrainStep`); the two paths differ in where crops and the search run:
 
 - ``cpu-path``: crops cut from numpy images on the host (:class:`CropSampler`) and the search
   through :class:`lqz.leech.LeechQuantizer` (numba search, CPU codebook lookups);

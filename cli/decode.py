@@ -16,7 +16,7 @@ from .batch import Batch, Coded, Result, no_work
 from .exits import CliError, ExitCode, common_options
 from .inputs import Job, expand_inputs, read_input
 from .outputs import plan_outputs
-from .runtime import jobs_option, load_model, set_threads, threads_option
+from .runtime import jobs_option, load_model, output_option, set_threads, threads_option
 
 DEFAULT_SUFFIX = ".png"
 
@@ -138,13 +138,10 @@ Examples:
 """
 )
 @click.argument("inputs", nargs=-1, required=True, metavar="IN.lqz...")
-@click.option(
-    "-o",
-    "--output",
-    metavar="OUT",
-    help="Output file (format by extension), '-' for stdout (PNG), or a folder (a folder with "
+@output_option(
+    "Output file (format by extension), '-' for stdout (PNG), or a folder (a folder with "
     f"several inputs). Default: the input's name with {DEFAULT_SUFFIX}, next to it "
-    "(stdin: stdout).",
+    "(stdin: stdout)."
 )
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option(

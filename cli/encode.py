@@ -18,7 +18,7 @@ from .batch import Batch, Coded, Result, no_work
 from .exits import CliError, ExitCode, common_options
 from .inputs import Job, expand_inputs, read_input
 from .outputs import plan_outputs
-from .runtime import jobs_option, load_model, set_threads, threads_option
+from .runtime import jobs_option, load_model, output_option, set_threads, threads_option
 
 
 def image_suffixes() -> set[str]:
@@ -121,12 +121,9 @@ Examples:
 """
 )
 @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
-@click.option(
-    "-o",
-    "--output",
-    metavar="OUT",
-    help="Output file, '-' for stdout, or a folder (a folder with several inputs). "
-    f"Default: the input's name with {SUFFIX}, next to it (stdin: stdout).",
+@output_option(
+    "Output file, '-' for stdout, or a folder (a folder with several inputs). "
+    f"Default: the input's name with {SUFFIX}, next to it (stdin: stdout)."
 )
 @click.option(
     "-q",

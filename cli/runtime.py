@@ -46,6 +46,11 @@ jobs_option = click.option(
 )
 
 
+def output_option(text: str) -> Any:
+    """``-o/--output OUT`` of a coding command, with its help ``text``."""
+    return click.option("-o", "--output", metavar="OUT", help=text)
+
+
 def set_threads(threads: int | None) -> None:
     """``--threads``: torch's intra-op threads (numba's kernels follow torch's count)."""
     if threads is not None:

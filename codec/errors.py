@@ -13,45 +13,41 @@ EXIT_OUTPUT = 4
 
 
 class LqzError(Exception):
-    """Base class of every error lqz raises on bad input; its message is one line."""
+    """Base class of every error lqz raises on bad input; its message is one line.
 
-    exit_code = EXIT_ERROR
+    A subclass names its exit code in its class line (``exit_code=...``), else inherits it.
+    """
+
+    exit_code: int = EXIT_ERROR
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
 
-class InvalidSetting(LqzError):
+class InvalidSetting(LqzError, exit_code=EXIT_ERROR):
     """A quality level, bpp target, effort or limit outside what the codec offers."""
 
-    exit_code = EXIT_ERROR
 
-
-class WeightsError(LqzError):
+class WeightsError(LqzError, exit_code=EXIT_ERROR):
     """The weights or ladder file is missing, unreadable or does not match the architecture."""
 
-    exit_code = EXIT_ERROR
 
-
-class UnsupportedImage(LqzError):
+class UnsupportedImage(LqzError, exit_code=EXIT_INPUT):
     """The input is not an image lqz can code."""
 
-    exit_code = EXIT_INPUT
 
-
-class ImageTooLarge(LqzError):
+class ImageTooLarge(LqzError, exit_code=EXIT_INPUT):
     """An ``.lqz`` file declares more pixels than the decoder may allocate (``max_pixels``)."""
 
-    exit_code = EXIT_INPUT
 
-
-class FormatLimitError(LqzError, ValueError):
+class FormatLimitError(LqzError, ValueError, exit_code=EXIT_ERROR):
     """A writer was given values the ``.lqz`` format cannot store (``lqz.format`` pack side)."""
 
-    exit_code = EXIT_ERROR
 
-
-class FormatError(LqzError):
+class FormatError(LqzError, exit_code=EXIT_CORRUPT):
     """An ``.lqz`` file (or section of one) is not valid; see ``docs/FORMAT.md``."""
-
-    exit_code = EXIT_CORRUPT
 
 
 class BadMagic(FormatError):
@@ -92,22 +88,16 @@ class CorruptStream(FormatError):
     A format error, like a damaged container: a tile payload is file content."""
 
 
-class TrainingDataError(LqzError):
+class TrainingDataError(LqzError, exit_code=EXIT_INPUT):
     """Training images or a training pack are missing, unreadable or too few (``lqz.train``)."""
 
-    exit_code = EXIT_INPUT
 
-
-class CheckpointError(LqzError):
+class CheckpointError(LqzError, exit_code=EXIT_INPUT):
     """A training run's state is missing, unreadable or does not fit the model (``lqz.train``)."""
 
-    exit_code = EXIT_INPUT
 
-
-class OutputError(LqzError):
+class OutputError(LqzError, exit_code=EXIT_OUTPUT):
     """An output of a tool exists (no ``--force``) or cannot be written."""
-
-    exit_code = EXIT_OUTPUT
 
 
 class TrainSettingError(LqzError, ValueError):

@@ -1,13 +1,19 @@
-"""Shared fixtures for the Λ24 tests: the codebook as plain arrays and a brute-force reference."""
+"""Shared fixtures: the codebook as plain arrays and a brute-force reference (Λ24 tests); the
+model that the API, CLI and Pillow plugin tests code with."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from lqz.qualities import ladder_path
+
+SHIPPED = ladder_path()  # the shipped ladder (or its one model), unless $LQZ_WEIGHTS says
 
 #: Rows per block of the brute-force GEMM (64 x 196,560 float64 scores = 100 MB).
 BRUTE_BLOCK = 64
@@ -115,3 +121,44 @@ def noise_images(tmp_path: Path) -> Callable[[int, int, int], Path]:
         return folder
 
     return make
+
+
+def tiny_weights(path: Path, seed: int = 0) -> Path:
+    """A tiny random model saved as weights at ``path`` (stands in for the shipped one)."""
+    import torch
+
+    from lqz.nn.config import ModelConfig
+    from lqz.nn.model import LqzModel
+    from lqz.nn.weights import save_weights
+
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
+    )
+    save_weights(LqzModel(config).eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session", name="tiny_weights")
+def tiny_weights_fixture() -> Callable[..., Path]:
+    """:func:`tiny_weights`, for tests that need a second model."""
+    return tiny_weights
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped models, or a tiny random one where there are none or $LQZ_TEST_TINY is set."""
+    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
+        return SHIPPED
+    return tiny_weights(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture
+def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the API at the test model (and forget any other model loaded before)."""
+    from lqz import api
+
+    monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
+    api.clear_cache()
+    yield weights
+    api.clear_cache()

@@ -16,38 +16,8 @@ from PIL import Image
 
 import lqz
 from lqz import LqzError
-from lqz.qualities import ladder_path
 
-SHIPPED = ladder_path()  # the shipped ladder (or its one model), unless $LQZ_WEIGHTS says
-
-
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
-        return SHIPPED
-    import torch
-
-    from lqz.nn.config import ModelConfig
-    from lqz.nn.model import LqzModel
-    from lqz.nn.weights import save_weights
-
-    torch.manual_seed(0)
-    config = ModelConfig(
-        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(LqzModel(config).eval(), path)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
-    from lqz import api
-
-    monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
-    api.clear_cache()
-    yield weights
-    api.clear_cache()
+pytestmark = pytest.mark.usefixtures("model")
 
 
 def picture(width: int, height: int, seed: int = 0) -> np.ndarray:

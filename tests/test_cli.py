@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,47 +25,12 @@ from PIL import Image
 import lqz
 from lqz import api
 from lqz.cli.main import cli
-from lqz.qualities import ladder_path
-
-SHIPPED = ladder_path()  # the shipped ladder (or its one model), unless $LQZ_WEIGHTS says
-
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers
 
 
-def tiny_weights(path: Path, seed: int = 0) -> Path:
-    """A tiny random model saved as weights (stands in for the shipped one)."""
-    import torch
-
-    from lqz.nn.config import ModelConfig
-    from lqz.nn.model import LqzModel
-    from lqz.nn.weights import save_weights
-
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
-    )
-    save_weights(LqzModel(config).eval(), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
-        return SHIPPED
-    return tiny_weights(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(autouse=True)
-def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
-    """Point the API at the test model (and forget any other model loaded before)."""
-    from lqz import api
-
-    monkeypatch.setenv("LQZ_WEIGHTS", str(weights))
-    api.clear_cache()
-    yield weights
-    api.clear_cache()
+pytestmark = pytest.mark.usefixtures("model")
 
 
 def run(*args: object, input: bytes | None = None) -> Result:
@@ -517,7 +483,9 @@ def test_corrupt_lqz(coded: Path) -> None:
     assert not coded.with_name("out.png").exists()
 
 
-def test_other_model(coded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_model(
+    coded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_weights: Callable[..., Path]
+) -> None:
     from lqz import api
 
     monkeypatch.setenv("LQZ_WEIGHTS", str(tiny_weights(tmp_path / "other.safetensors", seed=7)))

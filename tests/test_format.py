@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import tracemalloc
 import zlib
@@ -53,17 +54,6 @@ GOLDEN = bytes.fromhex(
     "4142"  # 72  tile 0
     "78dafbff7f148c8251800b0000f8921d0e"  # 74  alpha section (zlib)
 )
-GOLDEN_HEADER = fmt.Header(
-    version=1,
-    model_id=MODEL,
-    level=5,
-    fine=0,
-    width=40,
-    height=20,
-    channels=1,
-    has_alpha=True,
-    tile_size=32,
-)
 
 
 #: The same image as :data:`GOLDEN` in format version 2, written by "lqz 0.1.0".
@@ -90,18 +80,6 @@ GOLDEN_V2 = bytes.fromhex(
     "4142"  # 88  tile 0
     "78dafbff7f148c8251800b0000f8921d0e"  # 90  alpha section (zlib)
 )
-GOLDEN_V2_HEADER = fmt.Header(
-    version=2,
-    model_id=MODEL,
-    level=5,
-    fine=0,
-    width=40,
-    height=20,
-    channels=1,
-    has_alpha=True,
-    tile_size=32,
-    writer="lqz 0.1.0",
-)
 WRITER = "lqz 9.8.7"
 
 
@@ -122,6 +100,11 @@ def make_header(**changes: object) -> fmt.Header:
     )
     fields.update(changes)
     return fmt.Header(**fields)  # type: ignore[arg-type]
+
+
+#: What :data:`GOLDEN` and :data:`GOLDEN_V2` declare.
+GOLDEN_HEADER = make_header(level=5, width=40, height=20, channels=1, has_alpha=True)
+GOLDEN_V2_HEADER = dataclasses.replace(GOLDEN_HEADER, version=2, writer="lqz 0.1.0")
 
 
 def small_file(has_alpha: bool = True, version: int = 1) -> bytes:

@@ -65,9 +65,8 @@ def hostile_payload(kind: str, model_id: bytes, level: int) -> bytes:
     return noise[:-1] + b"\x01"
 
 
-def hostile_file(kind: str, model_id: bytes, level: int) -> bytes:
-    """One file: a MAX_TILE_SIZE-square RGB image in one tile with a hostile payload."""
-    side = fmt.MAX_TILE_SIZE
+def one_tile_file(model_id: bytes, level: int, side: int, payload: bytes) -> bytes:
+    """A file of this lqz's format version: a ``side``-square RGB image in one tile."""
     header = fmt.Header(
         version=fmt.FORMAT_VERSION,
         model_id=model_id,
@@ -80,7 +79,12 @@ def hostile_file(kind: str, model_id: bytes, level: int) -> bytes:
         tile_size=side,
         writer=api.writer(),
     )
-    return fmt.pack(header, [hostile_payload(kind, model_id, level)])
+    return fmt.pack(header, [payload])
+
+
+def hostile_file(kind: str, model_id: bytes, level: int) -> bytes:
+    """One file: a MAX_TILE_SIZE-square RGB image in one tile with a hostile payload."""
+    return one_tile_file(model_id, level, fmt.MAX_TILE_SIZE, hostile_payload(kind, model_id, level))
 
 
 def hostile_files() -> Iterator[tuple[str, bytes]]:
@@ -122,38 +126,14 @@ def test_real_tiles_still_decode() -> None:
     """The streams the hostile files are cut from are valid: the checks reject only the cuts."""
     for name, model_id, level in POINTS[:: max(1, len(POINTS) // 3)]:
         data = real_tile(model_id, level)
-        header = fmt.Header(
-            version=fmt.FORMAT_VERSION,
-            model_id=model_id,
-            level=level,
-            fine=0,
-            width=48,
-            height=48,
-            channels=3,
-            has_alpha=False,
-            tile_size=48,
-            writer=api.writer(),
-        )
-        got = np.asarray(lqz.decode(fmt.pack(header, [data])))
+        got = np.asarray(lqz.decode(one_tile_file(model_id, level, 48, data)))
         assert got.shape == (48, 48, 3), name
 
 
 def _decode_payload(payload: bytes, level: int = 1, size: int = 48) -> np.ndarray:
     codec = api.model_set()
     model_id = sorted(codec.ladder.model_ids.items())[-1][1]
-    header = fmt.Header(
-        version=fmt.FORMAT_VERSION,
-        model_id=model_id,
-        level=level,
-        fine=0,
-        width=size,
-        height=size,
-        channels=3,
-        has_alpha=False,
-        tile_size=size,
-        writer=api.writer(),
-    )
-    return np.asarray(lqz.decode(fmt.pack(header, [payload])))
+    return np.asarray(lqz.decode(one_tile_file(model_id, level, size, payload)))
 
 
 @pytest.mark.parametrize("extra", [1, 2, 3, 4, 5, 8])

@@ -59,26 +59,19 @@ def test_heavy_tailed_and_sparse(brute, rng) -> None:
         brute.assert_nearest(x, q(x))
 
 
+def vectors(elements: st.SearchStrategy[float]) -> st.SearchStrategy[np.ndarray]:
+    """1 to 6 float64 vectors of 24 ``elements``."""
+    return arrays(np.float64, st.tuples(st.integers(1, 6), st.just(24)), elements=elements)
+
+
 @HYPOTHESIS
-@given(
-    arrays(
-        np.float64,
-        st.tuples(st.integers(1, 6), st.just(24)),
-        elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64),
-    )
-)
+@given(vectors(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64)))
 def test_hypothesis_floats(brute, x) -> None:
     brute.assert_nearest(x, q(x))
 
 
 @HYPOTHESIS
-@given(
-    arrays(
-        np.float64,
-        st.tuples(st.integers(1, 6), st.just(24)),
-        elements=st.sampled_from([0.0, 0.5, -0.5, 1.0, -1.0, 1.5, 2.0, -2.0, 3.0, -3.0]),
-    )
-)
+@given(vectors(st.sampled_from([0.0, 0.5, -0.5, 1.0, -1.0, 1.5, 2.0, -2.0, 3.0, -3.0])))
 def test_hypothesis_tie_prone(brute, x) -> None:
     """Few distinct magnitudes (exact dyadic values): many exact ties; scores must be exact."""
     brute.assert_nearest(x, q(x), rtol=0)

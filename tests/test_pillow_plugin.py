@@ -34,25 +34,6 @@ SHIPPED = ladder_path()
 WIDTH, HEIGHT = 64, 48
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if SHIPPED.exists() and not os.environ.get("LQZ_TEST_TINY"):
-        return SHIPPED
-    import torch
-
-    from lqz.nn.config import ModelConfig
-    from lqz.nn.model import LqzModel
-    from lqz.nn.weights import save_weights
-
-    torch.manual_seed(0)
-    config = ModelConfig(
-        channels=8, groups=3, kernel=3, prior_channels=8, mixtures=1, levels=(1, 2, 3)
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_weights(LqzModel(config).eval(), path)
-    return path
-
-
 @pytest.fixture(scope="module", autouse=True)
 def registered(weights: Path):
     with pytest.MonkeyPatch.context() as patch:

@@ -157,18 +157,28 @@ def detail_pmfs(
     support: np.ndarray,
     threads: int | None = None,
 ) -> np.ndarray:
-    """Detail pmfs ``(n, DETAIL_SIZES[shape])`` of tokens ``tokens`` of ``shape`` given supports."""
+    """Detail pmfs ``(n, DETAIL_SIZES[shape])`` of tokens ``tokens`` of ``shape`` given supports
+    (:func:`kernels.details_kernel` on those tokens' rows)."""
     set_threads(threads)
     pr, oc, _, golay, _ = _structure()
     tokens = np.ascontiguousarray(tokens, dtype=np.int64)
     support = np.ascontiguousarray(support, dtype=np.int64)
-    out = np.empty((tokens.size, DETAIL_SIZES[shape]))
-    if tokens.size == 0:
-        return out
-    kernels.detail_kernel(
-        shape, params.tables, summary.log_pi, summary.log_z, tokens, support, pr, oc, golay, out
-    )
-    return out
+    n = tokens.size
+    rows = tuple(np.empty((n if s == shape else 0, size)) for s, size in enumerate(DETAIL_SIZES))
+    if n:
+        kernels.details_kernel(
+            params.tables[tokens],
+            summary.log_pi[tokens],
+            summary.log_z[tokens],
+            pr,
+            oc,
+            golay,
+            np.full(n, shape, dtype=np.int64),
+            support,
+            np.arange(n, dtype=np.int64),
+            *rows,
+        )
+    return rows[shape]
 
 
 class ShapePmfs(NamedTuple):

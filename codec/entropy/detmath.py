@@ -10,6 +10,8 @@ any result). Accuracy is a few ulp, far below what the coder can resolve.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba.core import types
@@ -32,6 +34,11 @@ SQRT_HALF = 0.70710678118654752440
 MANTISSA_MASK = np.int64((1 << 52) - 1)
 HALF_EXPONENT = np.int64(1022 << 52)  # bit pattern of the exponent field of [0.5, 1)
 TWO54 = 18014398509481984.0
+#: exp(r) for |r| <= ln(2)/2: Taylor coefficients 1/12!, ..., 1/1!, 1/0! (relative error
+#: < 2e-16).
+EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(12, -1, -1))
+#: log((1 + s) / (1 - s)) / (2 s) in powers of s**2 (atanh series): 1/21, 1/19, ..., 1/3, 1.
+LOG_ATANH = tuple(1.0 / k for k in range(21, 0, -2))
 #: Elements per step of :func:`vexp`: independent lanes that hide the polynomial's latency.
 VEXP_BLOCK = 16
 
@@ -57,21 +64,12 @@ def as_float(typingctx, x):  # noqa: ARG001
 
 
 @kernel(inline="always")
-def _poly_exp(r: float) -> float:
-    """exp(r) for |r| <= ln(2)/2 (Taylor, degree 12: relative error < 2e-16)."""
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    return p * r + 1.0
+def _horner(x: float, coefficients: tuple[float, ...]) -> float:
+    """The polynomial with ``coefficients`` (highest degree first) at ``x``, by Horner's rule."""
+    p = coefficients[0]
+    for i in range(1, len(coefficients)):
+        p = p * x + coefficients[i]
+    return p
 
 
 @kernel(inline="always")
@@ -82,7 +80,7 @@ def _exp(x: float) -> float:
     k = (xc * INV_LN2 + RINT_BIAS) - RINT_BIAS
     r = (xc - k * LN2_HI) - k * LN2_LO
     scale = as_float((as_int(k + EXPONENT_BIAS) - RINT_BIAS_BITS) << 52)  # 2**k, k in -1021..1023
-    return (_poly_exp(r) if x >= EXP_FLOOR else 0.0) * scale
+    return (_horner(r, EXP_TAYLOR) if x >= EXP_FLOOR else 0.0) * scale
 
 
 @kernel()
@@ -108,17 +106,7 @@ def _log_reduced(m: float, e: float) -> float:
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
-    p = 1.0 / 21.0
-    p = p * z + 1.0 / 19.0
-    p = p * z + 1.0 / 17.0
-    p = p * z + 1.0 / 15.0
-    p = p * z + 1.0 / 13.0
-    p = p * z + 1.0 / 11.0
-    p = p * z + 1.0 / 9.0
-    p = p * z + 1.0 / 7.0
-    p = p * z + 1.0 / 5.0
-    p = p * z + 1.0 / 3.0
-    p = p * z + 1.0
+    p = _horner(z, LOG_ATANH)
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p)
 
 

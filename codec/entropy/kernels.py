@@ -39,11 +39,12 @@ Kernels: :func:`encode_kernel` (the encoder's fused pass: shape pmfs, and only t
 and detail pmfs of each token's own shape); the decoder's passes :func:`shape_keep_kernel`
 (shape pmfs of a few tokens, keeping every component's support weights),
 :func:`kept_support_kernel` (the support pmfs of their decoded shapes, mixed from the kept
-weights) and :func:`details_kernel`; :func:`summary_kernel` (all three support pmfs of every
-token) and :func:`detail_kernel` for analysis and tests. Every pmf row is bit-identical
-whichever kernel computes it and however tokens are grouped: the same functions compute it,
-and vector lanes never interact. Lengths are passed as run-time values (``x.shape[0]``), never
-as constants: numba would compile a separate copy of a function per literal argument.
+weights) and :func:`details_kernel` (also the analysis path's detail pmfs);
+:func:`summary_kernel` (all three support pmfs of every token) for analysis and tests. Every
+pmf row is bit-identical whichever kernel computes it and however tokens are grouped: the same
+functions compute it, and vector lanes never interact. Lengths are passed as run-time values
+(``x.shape[0]``), never as constants: numba would compile a separate copy of a function per
+literal argument.
 """
 
 from __future__ import annotations
@@ -826,22 +827,9 @@ def kept_support_kernel(
 
 
 @kernel(parallel=True)
-def detail_kernel(shape: int, tables, log_pi, log_z, tokens, support, pairs, octads, golay, out):
-    """Detail pmfs (n, 4 | 128 | 24) of tokens of one shape given their supports."""
-    n = tokens.shape[0]
-    m_count = tables.shape[1]
-    for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
-        x = np.empty((m_count, DETAIL_MAX))
-        for r in range(c * DETAIL_ITEM_TOKENS, min(n, (c + 1) * DETAIL_ITEM_TOKENS)):
-            t = tokens[r]
-            u = support[r]
-            _detail(shape, tables[t], log_pi[t], log_z[t], u, pairs, octads, golay, out[r], x)
-
-
-@kernel(parallel=True)
 def details_kernel(tables, log_pi, log_z, pairs, octads, golay, shape, support, row, da, db, dc):
     """Detail pmf of every token given its shape and support, into row ``row[t]`` of
-    ``da|db|dc`` (as :func:`detail_kernel`)."""
+    ``da|db|dc``."""
     n = tables.shape[0]
     m_count = tables.shape[1]
     for c in prange((n + DETAIL_ITEM_TOKENS - 1) // DETAIL_ITEM_TOKENS):
@@ -859,7 +847,7 @@ def encode_kernel(
 ):  # fmt: skip
     """The encoder's pass: shape pmfs of all tokens; for token ``t`` of shape ``s = shape[t]``
     its support pmf (as :func:`summary_kernel`) and its detail pmf given ``support[t]`` (as
-    :func:`detail_kernel`), in row ``row[t]`` of ``qa|qb|qc`` and ``da|db|dc``; ``q_total[t]``:
+    :func:`details_kernel`), in row ``row[t]`` of ``qa|qb|qc`` and ``da|db|dc``; ``q_total[t]``:
     the total of its support pmf."""
     n = tables.shape[0]
     m_count = tables.shape[1]

@@ -25,21 +25,35 @@ class LeechQuantizer(nn.Module):
     def forward(
         self, latent: torch.Tensor, needed: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        from . import decode, quantize
+        return self._quantize(latent, needed)
 
+    def _search(self, unit: torch.Tensor) -> torch.Tensor:
+        """Indices (int64, on ``unit``'s device) of the codewords nearest to unit vectors."""
+        from . import quantize
+
+        return quantize(unit).to(unit.device)
+
+    def _codewords(self, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The unit codewords of ``indices``, with ``like``'s device and dtype."""
+        from . import decode
+
+        return decode(indices).to(device=like.device, dtype=like.dtype)
+
+    def _quantize(
+        self, latent: torch.Tensor, needed: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, h, w = latent.shape
         if c % DIM:
             raise ValueError(f"latent channels ({c}) must be a multiple of {DIM}")
         groups = latent.reshape(b, c // DIM, DIM, h, w).movedim(2, -1)
         unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
         if needed is None:
-            indices = quantize(unit).to(latent.device)
-            hard = decode(indices).to(device=latent.device, dtype=latent.dtype)
+            indices = self._search(unit.detach())
+            hard = self._codewords(indices, unit)
         else:
             keep = torch.arange(c // DIM, device=latent.device)[None] < needed[:, None]
             indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=latent.device)
-            indices[keep] = quantize(unit[keep]).to(latent.device)
-            hard = torch.zeros_like(unit)
-            hard[keep] = decode(indices[keep]).to(device=latent.device, dtype=latent.dtype)
+            indices[keep] = self._search(unit.detach()[keep])
+            hard = self._codewords(indices, unit) * keep[:, :, None, None, None]
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices

@@ -65,15 +65,12 @@ def _better(score: float, index: int, best: float, best_index: int) -> bool:
 @kernel()
 def _nearest_one(
     x: np.ndarray,
-    pair_index: np.ndarray,
-    octads: np.ndarray,
-    xsigns: np.ndarray,
-    walsh: np.ndarray,
-    golay_rank: np.ndarray,
+    search_tables: tuple[np.ndarray, ...],
     work: np.ndarray,
     spectra: np.ndarray,
     cell_bound: np.ndarray,
 ) -> int:
+    pair_index, octads, xsigns, walsh, golay_rank = search_tables
     u = np.abs(x)
     # Shape A: the two largest magnitudes (first occurrence wins ties, which is the smallest index).
     i1 = 0
@@ -198,14 +195,8 @@ def _nearest_one(
 
 
 @kernel(parallel=True, nogil=False)
-def _nearest_batch(
-    x: np.ndarray,
-    pair_index: np.ndarray,
-    octads: np.ndarray,
-    xsigns: np.ndarray,
-    walsh: np.ndarray,
-    golay_rank: np.ndarray,
-) -> np.ndarray:
+def _nearest_batch(x: np.ndarray, search_tables: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Indices of the codewords nearest to the rows of ``x`` (tables: :func:`_kernel_tables`)."""
     n = x.shape[0]
     out = np.empty(n, dtype=np.int64)
     chunk = 256
@@ -214,14 +205,13 @@ def _nearest_batch(
         spectra = np.empty((16, 3, 8))
         cell_bound = np.empty(16 * 64)
         for r in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[r] = _nearest_one(
-                x[r], pair_index, octads, xsigns, walsh, golay_rank, work, spectra, cell_bound
-            )
+            out[r] = _nearest_one(x[r], search_tables, work, spectra, cell_bound)
     return out
 
 
 @lru_cache(maxsize=1)
 def _kernel_tables() -> tuple[np.ndarray, ...]:
+    """The search's tables: pair index, octads, x-word signs, Walsh signs, Golay ranks."""
     t = tables()
     xsigns = (1.0 - 2.0 * hamming_prime_words()).astype(np.float64)
     y = np.arange(8)
@@ -243,5 +233,5 @@ def nearest_indices(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     _, exponent = np.frexp(np.abs(flat).max(axis=1, initial=0.0))
     flat = np.ascontiguousarray(np.ldexp(flat, -exponent[:, None]))
     set_numba_threads(threads)
-    out = _nearest_batch(flat, *_kernel_tables())
+    out = _nearest_batch(flat, _kernel_tables())
     return out.reshape(x.shape[:-1])

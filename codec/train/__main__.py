@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..errors import TrainSettingError
 from ..nn.config import ModelConfig
@@ -12,75 +13,95 @@ from .entry import run_main
 from .loop import TINY, TrainOptions, train
 from .state import DEFAULT_ROOT, RunState
 
+#: The command's options in ``--help`` order: each flag with its ``add_argument`` keywords.
+OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--data", {"type": Path, "required": True, "help": "folder of images or training pack"}),
+    ("--run", {"default": "main", "help": "run name (state folder under --root)"}),
+    ("--root", {"type": Path, "default": DEFAULT_ROOT, "help": "state folders root"}),
+    ("--steps", {"type": int, "default": 1_000_000}),
+    ("--batch", {"type": int, "default": 16}),
+    ("--crop", {"type": int, "default": 128}),
+    ("--lr", {"type": float, "default": 2e-4}),
+    ("--prior-lr", {"type": float, "default": 1e-3}),
+    ("--no-prior", {"action": "store_true", "help": "train the tokenizer only"}),
+    ("--channels", {"type": int, "default": ModelConfig.channels}),
+    ("--kernel", {"type": int, "default": ModelConfig.kernel}),
+    ("--stride-log2", {"type": int, "default": ModelConfig.stride_log2}),
+    ("--groups", {"type": int, "default": ModelConfig.groups}),
+    (
+        "--latent-kernel",
+        {
+            "type": int,
+            "default": ModelConfig.latent_kernel,
+            "help": "0: strided last stage; k: stride-1 k x k latent convolution (see ModelConfig)",
+        },
+    ),
+    (
+        "--levels",
+        {
+            "default": None,
+            "help": "groups coded at each quality level, ascending, comma-separated",
+        },
+    ),
+    (
+        "--prior-tokens",
+        {
+            "type": int,
+            "default": TrainOptions.prior_tokens,
+            "help": "positions per image scored by the prior's loss each step",
+        },
+    ),
+    (
+        "--transfer",
+        {
+            "type": Path,
+            "default": None,
+            "help": "weights (safetensors) whose tensors of matching name and shape start a new "
+            "run of a different architecture",
+        },
+    ),
+    (
+        "--ema-decay",
+        {
+            "type": float,
+            "default": TrainOptions.ema_decay,
+            "help": "decay of the weight average that validation scores and export ships",
+        },
+    ),
+    (
+        "--split-first-group",
+        {
+            "action": "store_true",
+            "help": "code group 0 in three passes (see lqz.nn.schedule); a run or start weights "
+            "without it are migrated once first (python -m lqz.train.migrate)",
+        },
+    ),
+    ("--tiny", {"action": "store_true", "help": "a tiny model (dry runs and tests)"}),
+    ("--threads", {"type": int, "default": None}),
+    ("--device", {"default": "auto", "help": "auto, cpu or cuda"}),
+    ("--no-amp", {"action": "store_true", "help": "no bf16 autocast on CUDA"}),
+    ("--checkpoint-seconds", {"type": float, "default": 300.0}),
+    ("--validate-seconds", {"type": float, "default": 600.0}),
+    (
+        "--init-weights",
+        {
+            "type": Path,
+            "default": None,
+            "help": "weights to start from when the run has no state (default: the shipped "
+            "model, without --tiny; their config then overrides the architecture options)",
+        },
+    ),
+    ("--fresh", {"action": "store_true", "help": "start from random weights"}),
+)
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lqz.train",
         description="Train the lqz tokenizer. Resumes from the run's latest checkpoint.",
     )
-    p.add_argument("--data", type=Path, required=True, help="folder of images or training pack")
-    p.add_argument("--run", default="main", help="run name (state folder under --root)")
-    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="state folders root")
-    p.add_argument("--steps", type=int, default=1_000_000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--prior-lr", type=float, default=1e-3)
-    p.add_argument("--no-prior", action="store_true", help="train the tokenizer only")
-    p.add_argument("--channels", type=int, default=ModelConfig.channels)
-    p.add_argument("--kernel", type=int, default=ModelConfig.kernel)
-    p.add_argument("--stride-log2", type=int, default=ModelConfig.stride_log2)
-    p.add_argument("--groups", type=int, default=ModelConfig.groups)
-    p.add_argument(
-        "--latent-kernel",
-        type=int,
-        default=ModelConfig.latent_kernel,
-        help="0: strided last stage; k: stride-1 k x k latent convolution (see ModelConfig)",
-    )
-    p.add_argument(
-        "--levels",
-        default=None,
-        help="groups coded at each quality level, ascending, comma-separated",
-    )
-    p.add_argument(
-        "--prior-tokens",
-        type=int,
-        default=TrainOptions.prior_tokens,
-        help="positions per image scored by the prior's loss each step",
-    )
-    p.add_argument(
-        "--transfer",
-        type=Path,
-        default=None,
-        help="weights (safetensors) whose tensors of matching name and shape start a new run "
-        "of a different architecture",
-    )
-    p.add_argument(
-        "--ema-decay",
-        type=float,
-        default=TrainOptions.ema_decay,
-        help="decay of the weight average that validation scores and export ships",
-    )
-    p.add_argument(
-        "--split-first-group",
-        action="store_true",
-        help="code group 0 in three passes (see lqz.nn.schedule); a run or start weights without "
-        "it are migrated once first (python -m lqz.train.migrate)",
-    )
-    p.add_argument("--tiny", action="store_true", help="a tiny model (dry runs and tests)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--checkpoint-seconds", type=float, default=300.0)
-    p.add_argument("--validate-seconds", type=float, default=600.0)
-    p.add_argument(
-        "--init-weights",
-        type=Path,
-        default=None,
-        help="weights to start from when the run has no state (default: the shipped model, "
-        "without --tiny; their config then overrides the architecture options)",
-    )
-    p.add_argument("--fresh", action="store_true", help="start from random weights")
+    for flag, settings in OPTIONS:
+        p.add_argument(flag, **settings)
     return p
 
 

@@ -54,29 +54,12 @@ class DeviceQuantizer(LeechQuantizer):
         with torch.autocast(latent.device.type, enabled=False):
             return self._quantize(latent.float(), needed)
 
-    def _quantize(
-        self, latent: torch.Tensor, needed: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c, h, w = latent.shape
-        if c % DIM:
-            raise ValueError(f"latent channels ({c}) must be a multiple of {DIM}")
-        groups = latent.reshape(b, c // DIM, DIM, h, w).movedim(2, -1)
-        unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
-        search = search_function(latent.device)
-        book = device_codebook(latent.device)
-        timing = self.timer("search") if self.timer else nullcontext()
-        if needed is None:
-            with timing:
-                indices = search(unit.detach()).to(latent.device)
-            hard = book[indices]
-        else:
-            keep = torch.arange(c // DIM, device=latent.device)[None] < needed[:, None]
-            indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=latent.device)
-            with timing:
-                indices[keep] = search(unit.detach()[keep]).to(latent.device)
-            hard = book[indices] * keep[:, :, None, None, None]
-        codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
-        return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
+    def _search(self, unit: torch.Tensor) -> torch.Tensor:
+        with self.timer("search") if self.timer else nullcontext():
+            return search_function(unit.device)(unit).to(unit.device)
+
+    def _codewords(self, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return device_codebook(like.device)[indices]
 
 
 def use_device_quantizer(
