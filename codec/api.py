@@ -304,7 +304,10 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
         else None
     )
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
+    exact = header.version >= fmt.EXACT_PRIOR_VERSION
     with torch.inference_mode(), torch_threads_kept():
         for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
-            rgb[y0:y1, x0:x1] = decode_tile(loaded.model, bytes(payload), groups, y1 - y0, x1 - x0)
+            rgb[y0:y1, x0:x1] = decode_tile(
+                loaded.model, bytes(payload), groups, y1 - y0, x1 - x0, exact
+            )
     return restore(rgb, header.channels == 1, alpha)

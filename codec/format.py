@@ -1,10 +1,10 @@
-"""The ``.lqz`` container, format versions 1 and 2: the one module that reads and writes it.
+"""The ``.lqz`` container, format versions 1 to 3: the one module that reads and writes it.
 
 Layout (all integers little-endian; ``docs/FORMAT.md`` is the full specification)::
 
     fixed header   44 bytes   magic, version, flags, model id, level, fine, width, height,
-                   (v1) or    channels, tile size, tile count, file length, in version 2 the
-                   60 (v2)    writer (16 bytes), then the CRC32 of all the bytes before it
+                   (v1) or    channels, tile size, tile count, file length, from version 2 on
+                   60 (v2+)   the writer (16 bytes), then the CRC32 of all the bytes before it
     section table  8 x E      (u32 length, u32 CRC32) per section: the tiles row-major,
                               then the alpha section if flag bit 0 is set
     index CRC      4 bytes    CRC32 of everything before it (fixed header and table)
@@ -39,6 +39,7 @@ from .errors import (
 )
 
 __all__ = [
+    "EXACT_PRIOR_VERSION",
     "FORMAT_VERSION",
     "MAGIC",
     "Header",
@@ -61,10 +62,14 @@ Buffer = bytes | bytearray | memoryview
 #: PNG-style signature: a high-bit byte (catches 7-bit channels), the name, CR LF (catches
 #: newline conversion), ^Z (stops ``type`` on DOS) and LF.
 MAGIC = b"\x89LQZ\r\n\x1a\n"
-#: The version :func:`pack` writes by default (version 2 records the writer).
-FORMAT_VERSION = 2
+#: The version :func:`pack` writes by default (version 2 records the writer; version 3, laid out
+#: as version 2, codes its tokens with the exact prior, :mod:`lqz.nn.exact_prior`).
+FORMAT_VERSION = 3
 #: Versions this module reads and writes.
-SUPPORTED_VERSIONS = frozenset({1, 2})
+SUPPORTED_VERSIONS = frozenset({1, 2, 3})
+#: The first version whose tokens are coded with the exact prior (the same pmfs on every
+#: machine); earlier files were coded with the float prior.
+EXACT_PRIOR_VERSION = 3
 
 MODEL_ID_SIZE = 8
 MAX_DIMENSION = 65535
@@ -103,13 +108,18 @@ _ENTRY = struct.Struct("<II")
 #: Bytes of the version 1 fixed header including its CRC32 (offsets 0-43).
 FIXED_HEADER_SIZE = _FIXED.size + _CRC.size
 #: Bytes of the fixed header of each version, including its CRC32.
-FIXED_HEADER_SIZES = {1: FIXED_HEADER_SIZE, 2: _FIXED.size + _WRITER.size + _CRC.size}
+FIXED_HEADER_SIZES = {
+    1: FIXED_HEADER_SIZE,
+    2: _FIXED.size + _WRITER.size + _CRC.size,
+    3: _FIXED.size + _WRITER.size + _CRC.size,
+}
 ENTRY_SIZE = _ENTRY.size
 CRC_SIZE = _CRC.size
 #: Bytes needed to read the version (magic plus the version byte).
 _VERSION_END = len(MAGIC) + 1
 
 assert _FIXED.size == 40 and FIXED_HEADER_SIZE == 44 and FIXED_HEADER_SIZES[2] == 60
+assert set(FIXED_HEADER_SIZES) == SUPPORTED_VERSIONS
 assert ENTRY_SIZE == 8
 
 

@@ -15,6 +15,7 @@ import torch
 from .entropy.coder import TokenDecoder, TokenEncoder
 from .leech import DIM
 from .leech import decode as leech_decode
+from .nn.contract import CodingPrior
 from .nn.model import LqzModel
 from .nn.refine import refine_indices
 from .nn.schedule import coding_steps, pass_mask
@@ -38,14 +39,14 @@ def _bands(height: int) -> list[tuple[int, int]]:
 
 
 def _band_params(
-    model: LqzModel, latent: torch.Tensor, group: int, pass_: int, rows: tuple[int, int]
+    prior: CodingPrior, latent: torch.Tensor, group: int, pass_: int, rows: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():  # grad mode is per thread: the worker's is on
-        return model.prior.pass_params(latent, group, pass_, rows)
+        return prior.pass_params(latent, group, pass_, rows)
 
 
 def _pass_prior(
-    model: LqzModel, latent: torch.Tensor, group: int, pass_: int
+    prior: CodingPrior, latent: torch.Tensor, group: int, pass_: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tables (T, M, 24, 9) and logits (T, M) of the step's positions, in row-major order.
 
@@ -53,7 +54,7 @@ def _pass_prior(
     encoder and the decoder compute the same floats whatever threads either has."""
     bands = _bands(latent.shape[2])
     results = single_threaded(
-        [partial(_band_params, model, latent, group, pass_, rows) for rows in bands]
+        [partial(_band_params, prior, latent, group, pass_, rows) for rows in bands]
     )
     if len(results) == 1:
         return results[0]
@@ -113,34 +114,38 @@ def tile_indices(model: LqzModel, pixels: np.ndarray, groups: int, effort: int =
 
 def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> bytes:
     """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
-    steps of latent refinement (:func:`tile_indices`)."""
+    steps of latent refinement (:func:`tile_indices`), with the exact prior."""
     return encode_indices(model, tile_indices(model, pixels, groups, effort))
 
 
 @torch.no_grad()
-def encode_indices(model: LqzModel, indices: torch.Tensor) -> bytes:
-    """Entropy-code token indices (k, h, w) with the prior."""
+def encode_indices(model: LqzModel, indices: torch.Tensor, exact: bool = True) -> bytes:
+    """Entropy-code token indices (k, h, w) with the prior (``exact``: the exact one, as
+    files from format version 3 on; else the float prior of earlier versions)."""
+    prior = model.coding_prior(exact)
     k, h, w = indices.shape
     latent = model.tokenizer.latent_of(indices[None])
     encoder = TokenEncoder()
     for group, pass_ in coding_steps(model.config, k):
         where = pass_mask(h, w, pass_)
-        tables, logits = _pass_prior(model, latent, group, pass_)
+        tables, logits = _pass_prior(prior, latent, group, pass_)
         encoder.encode(tables, logits, indices[group][where])
     return encoder.finish()
 
 
 @torch.no_grad()
 def decode_indices(
-    model: LqzModel, data: bytes, groups: int, height: int, width: int
+    model: LqzModel, data: bytes, groups: int, height: int, width: int, exact: bool = True
 ) -> torch.Tensor:
-    """Decode token indices (k, h, w) of a latent grid from entropy-coded bytes."""
+    """Decode token indices (k, h, w) of a latent grid from entropy-coded bytes (``exact``: as
+    :func:`encode_indices`)."""
+    prior = model.coding_prior(exact)
     latent = torch.zeros(1, model.config.latent_channels, height, width)
     indices = torch.zeros(groups, height, width, dtype=torch.int64)
     decoder = TokenDecoder(data)
     for group, pass_ in coding_steps(model.config, groups):
         where = pass_mask(height, width, pass_)
-        tables, logits = _pass_prior(model, latent, group, pass_)
+        tables, logits = _pass_prior(prior, latent, group, pass_)
         found = torch.from_numpy(np.asarray(decoder.decode(tables, logits)))
         indices[group][where] = found
         latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
@@ -149,9 +154,12 @@ def decode_indices(
 
 
 @torch.no_grad()
-def decode_tile(model: LqzModel, data: bytes, groups: int, height: int, width: int) -> np.ndarray:
-    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3)."""
+def decode_tile(
+    model: LqzModel, data: bytes, groups: int, height: int, width: int, exact: bool = True
+) -> np.ndarray:
+    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3) (``exact``: as
+    :func:`encode_indices`)."""
     s = model.config.stride
-    indices = decode_indices(model, data, groups, -(-height // s), -(-width // s))
+    indices = decode_indices(model, data, groups, -(-height // s), -(-width // s), exact)
     image = model.tokenizer.decode(indices[None])[0, :, :height, :width]
     return (image * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()

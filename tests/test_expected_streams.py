@@ -1,4 +1,5 @@
-"""Stored ``.lqz`` files decode to exactly the tokens and pixels recorded when they were written.
+"""Stored ``.lqz`` files decode to exactly the tokens recorded when they were written, and to
+their reference pixels up to the synthesis's float rounding (see ``pixels_match``).
 
 A change that alters what existing files decode to (a kernel's summation order, the prior's
 band split, a model's weights) fails here; rewriting the files is a deliberate command
@@ -10,7 +11,15 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from expected_streams import CASES, EXPECTED, load_manifest, pixel_digest, token_digest
+from expected_streams import (
+    CASES,
+    EXPECTED,
+    load_manifest,
+    pixels_match,
+    reference_path,
+    token_digest,
+)
+from PIL import Image
 
 import lqz
 from lqz import api
@@ -23,6 +32,7 @@ def test_every_case_is_frozen() -> None:
     assert sorted(MANIFEST) == sorted(case.name for case in CASES)
     for case in CASES:
         assert (EXPECTED / f"{case.name}.lqz").is_file()
+        assert reference_path(case).is_file()
 
 
 def test_cases_cover_every_quality_and_model() -> None:
@@ -41,4 +51,5 @@ def test_frozen_file_decodes_as_recorded(case) -> None:
     assert image.mode == expected["mode"]
     assert [image.width, image.height] == expected["size"]
     assert token_digest(data) == expected["tokens_sha256"]
-    assert pixel_digest(image) == expected["pixels_sha256"]
+    with Image.open(reference_path(case)) as reference:
+        assert pixels_match(image, reference) is None

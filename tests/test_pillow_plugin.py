@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from expected_streams import EXPECTED, load_manifest, pixel_digest
+from expected_streams import EXPECTED, load_manifest, pixels_match
 from PIL import Image, UnidentifiedImageError
 
 import lqz
@@ -158,7 +158,8 @@ def test_frozen_files_open_as_recorded(name: str, registered: Path) -> None:
         assert [im.mode, list(im.size)] == [expected["mode"], expected["size"]]
         assert im.info["quality"] == expected["quality"]
         im.load()
-        assert pixel_digest(im) == expected["pixels_sha256"]
+        with Image.open(EXPECTED / f"{name}.png") as reference:
+            assert pixels_match(im, reference) is None
 
 
 def test_open_file_objects(coded: dict[str, Path]) -> None:
