@@ -69,7 +69,7 @@ def image_case(path: str) -> tuple[np.ndarray, ...]:
         latent[0, : k * DIM] = leech_decode(tokens).permute(0, 3, 1, 2).reshape(k * DIM, h, w)
         for group, pass_ in coding_steps(model.config, k):
             where = pass_mask(h, w, pass_)
-            t, g = tiles._pass_prior(model, latent, group, pass_)  # the coding path
+            t, g = tiles._pass_prior(model.prior, latent, group, pass_)  # the coding path
             tables.append(t.numpy())
             logits.append(g.numpy())
             indices.append(tokens[group][where].numpy())

@@ -245,7 +245,7 @@ def test_files_record_their_writer_and_foreign_models_name_it() -> None:
 
     data = lqz.encode(picture(16, 16), quality=lqz.QUALITIES[0], effort=0)
     header, tiles, _ = fmt.unpack(data)
-    assert header.version == fmt.FORMAT_VERSION == 2 and header.writer == api.writer()
+    assert header.version == fmt.FORMAT_VERSION == 3 and header.writer == api.writer()
     assert api.writer() == f"lqz {lqz.__version__}"
     for version, writer, named in ((2, "lqz 9.9.9", "lqz 9.9.9"), (1, None, "format version 1")):
         fields = {**header.__dict__, "version": version, "writer": writer, "model_id": b"\x42" * 8}
@@ -255,8 +255,15 @@ def test_files_record_their_writer_and_foreign_models_name_it() -> None:
         message = str(info.value)
         assert "\n" not in message and "4242424242424242" in message and named in message
         assert api.writer() in message
-    # The same tile in a version 1 container (no writer) decodes to the same pixels.
-    old = fmt.pack(fmt.Header(**{**header.__dict__, "version": 1, "writer": None}), tiles)
+    # The same tokens coded with the float prior in a version 1 container (no writer) decode
+    # to the same pixels.
+    from lqz.tiles import decode_indices, encode_indices
+
+    loaded, groups = api.model_set().for_header(header)
+    s = loaded.model.config.stride
+    indices = decode_indices(loaded.model, bytes(tiles[0]), groups, -(-16 // s), -(-16 // s))
+    legacy = [encode_indices(loaded.model, indices, exact=False)]
+    old = fmt.pack(fmt.Header(**{**header.__dict__, "version": 1, "writer": None}), legacy)
     assert np.array_equal(np.asarray(lqz.decode(old)), np.asarray(lqz.decode(data)))
 
 

@@ -671,7 +671,7 @@ def test_info(coded: Path) -> None:
 
 def test_info_of_a_version_1_file() -> None:
     """Files written before the writer field: format version 1, writer unknown (JSON null)."""
-    frozen = sorted((Path(__file__).parent / "expected").glob("*.lqz"))[0]
+    frozen = Path(__file__).parent / "legacy" / "q1-rgb-97x61-v1.lqz"
     text = ok(run("info", frozen)).stdout
     assert "lqz version 1" in text and "writer  unknown (format version 1" in text
     facts = json.loads(ok(run("info", frozen, "--json")).stdout)

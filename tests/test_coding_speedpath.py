@@ -71,7 +71,7 @@ def test_pass_params_match_forward(shape: tuple[int, int], config: ModelConfig) 
             bottom = model.prior.pass_params(latent, group, pass_, (split, h))
             torch.testing.assert_close(torch.cat([top[0], bottom[0]]), want_tables)
             torch.testing.assert_close(torch.cat([top[1], bottom[1]]), want_logits)
-        threaded = tiles._pass_prior(model, latent, group, pass_)
+        threaded = tiles._pass_prior(model.prior, latent, group, pass_)
         torch.testing.assert_close(threaded[0], want_tables, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(threaded[1], want_logits, atol=1e-5, rtol=1e-5)
 
@@ -188,9 +188,9 @@ def test_worker_thread_and_caller_thread_give_the_same_floats(
     try:
         for group, pass_ in coding_steps(SPLIT, SPLIT.groups):
             torch.set_num_threads(2)
-            parallel = tiles._pass_prior(model, latent, group, pass_)
+            parallel = tiles._pass_prior(model.prior, latent, group, pass_)
             torch.set_num_threads(1)
-            serial = tiles._pass_prior(model, latent, group, pass_)
+            serial = tiles._pass_prior(model.prior, latent, group, pass_)
             assert torch.equal(parallel[0], serial[0])
             assert torch.equal(parallel[1], serial[1])
     finally:
