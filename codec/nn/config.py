@@ -28,6 +28,9 @@ class ModelConfig:
     split_first_group: bool = False
     #: groups coded at each quality level (ascending); the level number goes into the bitstream
     levels: tuple[int, ...] = (2, 3, 4, 6, 8, 11, 16)
+    #: residual Λ24 stages per latent slice (:mod:`lqz.leech.residual`): token group ``t`` codes
+    #: slice ``t % groups`` at stage ``t // groups`` (all slices' stage 1, then stage 2, ...)
+    stages: int = 1
 
     @property
     def stride(self) -> int:
@@ -35,10 +38,24 @@ class ModelConfig:
 
     @property
     def latent_channels(self) -> int:
+        """Channels of the analysis output and the synthesis input (24 per slice)."""
         return DIM * self.groups
 
+    @property
+    def token_groups(self) -> int:
+        """Token groups per latent position: ``groups * stages`` (what levels count)."""
+        return self.groups * self.stages
+
+    @property
+    def token_channels(self) -> int:
+        """Channels of the codeword latent the prior reads: 24 per token group."""
+        return DIM * self.token_groups
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if data["stages"] == 1:  # one-stage configs keep the JSON (and weights files) they had
+            del data["stages"]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
@@ -53,13 +70,13 @@ class ModelConfig:
 
     def with_levels(self, text: str) -> ModelConfig:
         """This config with the levels of ``text`` ("1,2,4"); ValueError unless they are
-        integers ascending within 1..groups."""
+        integers ascending within 1..token_groups."""
         try:
             levels = tuple(int(v) for v in text.split(","))
         except ValueError:
             raise ValueError(f"levels must be comma-separated integers, got {text!r}") from None
-        if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > self.groups:
-            raise ValueError(f"levels must ascend within 1..{self.groups}, got {text!r}")
+        if list(levels) != sorted(set(levels)) or levels[0] < 1 or levels[-1] > self.token_groups:
+            raise ValueError(f"levels must ascend within 1..{self.token_groups}, got {text!r}")
         return dataclasses.replace(self, levels=levels)
 
     def groups_at(self, level: int) -> int:
