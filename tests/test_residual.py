@@ -22,6 +22,7 @@ from lqz.train.loop import TINY
 from lqz.train.migrate import default_levels, stage_weights
 
 TWO = dataclasses.replace(TINY, stages=2, levels=default_levels(TINY, 2))
+CONCAT = dataclasses.replace(TWO, stage_input="concat")
 
 
 def units(latent: torch.Tensor) -> np.ndarray:
@@ -150,7 +151,8 @@ def check_grown_prior(old: LqzModel, config: ModelConfig, state: dict) -> None:
     new.load_state_dict(state)
     g = old.config.groups
     for name, value in old.tokenizer.state_dict().items():
-        assert torch.equal(new.tokenizer.state_dict()[name], value)
+        grown = new.tokenizer.state_dict()[name]  # "concat": the first layer reads more channels
+        assert torch.equal(grown[:, : value.shape[1]] if grown.dim() == 4 else grown, value)
     assert torch.equal(new.prior.head_weight[g : 2 * g], old.prior.head_weight)
     torch.manual_seed(5)
     indices = torch.randint(0, 196560, (2, g, 6, 5))
@@ -194,7 +196,7 @@ def test_shipped_model_grows_to_two_stages(tmp_path) -> None:
 
     run = tmp_path / "run"
     path = with_stages(run, DEFAULT_WEIGHTS, 2, None)
-    assert path == run / "init-stages2.safetensors"
+    assert path == run / "init-stages2-sum.safetensors"
     config, state = read_weights(path)
     assert config.stages == 2 and config.levels == (1, 2, 3, 4, 6, 9, 12, 15, 18, 24)
     check_grown_prior(load_model(DEFAULT_WEIGHTS), config, state)
@@ -203,7 +205,31 @@ def test_shipped_model_grows_to_two_stages(tmp_path) -> None:
     assert read_weights(custom)[0].levels == (1, 12, 24)
 
 
-def test_two_stage_tiny_model_trains(tmp_path) -> None:
+def test_concat_stage_input_grows_into_the_one_stage_model() -> None:
+    """stage_input="concat": the synthesis reads every token group's codeword; grown from a
+    one-stage model (new first-layer weights zero) it decodes as that model at every level."""
+    torch.manual_seed(8)
+    old = LqzModel(TINY).eval()
+    config, state = stage_weights(TINY, old.state_dict(), 2, stage_input="concat")
+    assert config == CONCAT
+    new = LqzModel(config).eval()
+    new.load_state_dict(state)
+    check_grown_prior(old, config, state)
+    x = torch.rand(2, 3, 16, 24)
+    indices = new.tokenizer.encode(x, 6)
+    assert torch.equal(indices[:, :3], old.tokenizer.encode(x, 3))
+    for k in (1, 3, 5):
+        expected = old.tokenizer.decode(indices[:, : min(k, 3)])
+        torch.testing.assert_close(new.tokenizer.decode(indices[:, :k]), expected)
+    weight = new.tokenizer.synthesis.layers[0].weight
+    assert weight.shape[1] == 6 * DIM and not weight[:, 3 * DIM :].any()
+    assert ModelConfig.from_json(CONCAT.to_json()) == CONCAT
+    with pytest.raises(ValueError):
+        dataclasses.replace(TWO, stage_input="product")
+
+
+@pytest.mark.parametrize("config", [TWO, CONCAT], ids=["sum", "concat"])
+def test_two_stage_tiny_model_trains(tmp_path, config: ModelConfig) -> None:
     """The training loop on a two-stage model: loss and bits fall, validation per level."""
     from PIL import Image
 
@@ -219,7 +245,7 @@ def test_two_stage_tiny_model_trains(tmp_path) -> None:
         Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(data / f"{i}.png")
     run = tmp_path / "run"
     opts = TrainOptions(
-        data=data, run_dir=run, config=TWO, batch=4, crop=32, lr=3e-3, steps=60,
+        data=data, run_dir=run, config=config, batch=4, crop=32, lr=3e-3, steps=60,
         log_every=10, holdout=2, threads=1, device="cpu", checkpoint_seconds=1e9,
         validate_seconds=1e9,
     )  # fmt: skip
@@ -235,12 +261,13 @@ def test_two_stage_tiny_model_trains(tmp_path) -> None:
     assert session.model.tokenizer.quantizer.stages == 2
 
 
-def test_two_stage_tiles_round_trip() -> None:
+@pytest.mark.parametrize("config", [TWO, CONCAT], ids=["sum", "concat"])
+def test_two_stage_tiles_round_trip(config: ModelConfig) -> None:
     """Tokens and pixels of a two-stage model through the tile coder, plain and refined."""
     from lqz.tiles import decode_indices, decode_tile, encode_indices, encode_tile, tile_indices
 
     torch.manual_seed(7)
-    model = LqzModel(TWO).eval()
+    model = LqzModel(config).eval()
     with torch.no_grad():
         for p in model.prior.parameters():
             p.add_(torch.randn_like(p) * 0.01)

@@ -28,9 +28,16 @@ class ModelConfig:
     split_first_group: bool = False
     #: groups coded at each quality level (ascending); the level number goes into the bitstream
     levels: tuple[int, ...] = (2, 3, 4, 6, 8, 11, 16)
-    #: residual Λ24 stages per latent slice (:mod:`lqz.leech.residual`): token group ``t`` codes
-    #: slice ``t % groups`` at stage ``t // groups`` (all slices' stage 1, then stage 2, ...)
+    #: residual Λ24 stages per latent slice (:class:`lqz.leech.LeechQuantizer`): token group ``t``
+    #: codes slice ``t % groups`` at stage ``t // groups`` (all slices' stage 1, then stage 2, ...)
     stages: int = 1
+    #: how the synthesis reads the stages: "sum" (each slice's residual sum, 24 channels per
+    #: slice) or "concat" (every token group's codeword, 24 channels each, its own weights)
+    stage_input: str = "sum"
+
+    def __post_init__(self) -> None:
+        if self.stage_input not in ("sum", "concat"):
+            raise ValueError(f"stage_input must be 'sum' or 'concat', got {self.stage_input!r}")
 
     @property
     def stride(self) -> int:
@@ -40,6 +47,11 @@ class ModelConfig:
     def latent_channels(self) -> int:
         """Channels of the analysis output and the synthesis input (24 per slice)."""
         return DIM * self.groups
+
+    @property
+    def synthesis_channels(self) -> int:
+        """Channels of the synthesis input: the slices', or every token group's ("concat")."""
+        return self.token_channels if self.stage_input == "concat" else self.latent_channels
 
     @property
     def token_groups(self) -> int:
@@ -54,7 +66,7 @@ class ModelConfig:
     def to_json(self) -> str:
         data = asdict(self)
         if data["stages"] == 1:  # one-stage configs keep the JSON (and weights files) they had
-            del data["stages"]
+            del data["stages"], data["stage_input"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod

@@ -46,7 +46,7 @@ class Tokenizer(nn.Module):
         """
         codewords, indices = self.quantizer(self.analysis(channels_last(image)), groups_needed)
         mask = group_mask(groups_used, self.config.token_groups)
-        used = self.quantizer.reconstruction(codewords * mask)
+        used = self.synthesis_input(codewords * mask)
         return self.synthesis(channels_last(used)), codewords, indices
 
     @torch.no_grad()
@@ -78,10 +78,17 @@ class Tokenizer(nn.Module):
 
     prior_latent = latent_of
 
+    def synthesis_input(self, latent: torch.Tensor) -> torch.Tensor:
+        """Codeword latent (B, 24T, h, w) -> what the synthesis reads: the stages of each slice
+        summed (:meth:`LeechQuantizer.reconstruction`), or, ``stage_input="concat"``, the
+        latent itself. Token groups not coded must be zero."""
+        if self.config.stage_input == "concat":
+            return latent
+        return self.quantizer.reconstruction(latent)
+
     def synthesize(self, latent: torch.Tensor) -> torch.Tensor:
-        """Codeword latent (B, 24T, h, w) -> image (B,3,H,W), unclamped: the stages of each slice
-        summed (:meth:`LeechQuantizer.reconstruction`), then the synthesis transform."""
-        return self.synthesis(channels_last(self.quantizer.reconstruction(latent)))
+        """Codeword latent (B, 24T, h, w) -> image (B,3,H,W), unclamped."""
+        return self.synthesis(channels_last(self.synthesis_input(latent)))
 
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,15 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             "for 12 slices, 2 stages: 1,2,3,4,6,9,12,15,18,24",
         },
     ),
+    (
+        "--stage-input",
+        {
+            "choices": ("sum", "concat"),
+            "default": "sum",
+            "help": "with --stages: the synthesis reads each slice's residual sum, or every token "
+            "group's codeword (concat: grown weights start as the one-stage model)",
+        },
+    ),
     ("--tiny", {"action": "store_true", "help": "a tiny model (dry runs and tests)"}),
     ("--threads", {"type": int, "default": None}),
     ("--device", {"default": "auto", "help": "auto, cpu or cuda"}),
@@ -133,7 +142,9 @@ def config_of(args: argparse.Namespace) -> ModelConfig:
         )
     if args.stages != 1:
         levels = default_levels(config, args.stages)
-        config = dataclasses.replace(config, stages=args.stages, levels=levels)
+        config = dataclasses.replace(
+            config, stages=args.stages, levels=levels, stage_input=args.stage_input
+        )
     if args.levels is not None:
         try:
             config = config.with_levels(args.levels)
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.split_first_group:
         init = split_first_group(run_dir, init)
     if args.stages != 1:
-        init = with_stages(run_dir, init, args.stages, args.levels)
+        init = with_stages(run_dir, init, args.stages, args.levels, args.stage_input)
     train(
         TrainOptions(
             data=args.data,
@@ -201,7 +212,13 @@ def split_first_group(run_dir: Path, init: Path | None) -> Path | None:
     return init
 
 
-def with_stages(run_dir: Path, init: Path | None, stages: int, levels: str | None) -> Path | None:
+def with_stages(
+    run_dir: Path,
+    init: Path | None,
+    stages: int,
+    levels: str | None,
+    stage_input: str = "sum",
+) -> Path | None:
     """``--stages``: for a new run, the weights it starts from grown to ``stages`` residual
     stages (written into the run folder); returns the weights to start from. A run with state
     resumes with its own config."""
@@ -215,9 +232,9 @@ def with_stages(run_dir: Path, init: Path | None, stages: int, levels: str | Non
     config, state = read_weights(init)
     if config.stages == stages:
         return init
-    config, state = stage_weights(config, state, stages)
+    config, state = stage_weights(config, state, stages, stage_input=stage_input)
     config = export_config(config, levels)
-    out = run_dir / f"init-stages{stages}.safetensors"
+    out = run_dir / f"init-stages{stages}-{stage_input}.safetensors"
     write_weights(config, state, out, half=False)
     print(f"grew {init} to {stages} residual stages -> {out} (levels {config.levels})", flush=True)
     return out

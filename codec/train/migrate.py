@@ -83,20 +83,29 @@ def stage_weights(
     state: dict[str, torch.Tensor],
     stages: int,
     levels: tuple[int, ...] | None = None,
+    stage_input: str = "sum",
 ) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """A one-stage model's config and state dict, grown to ``stages`` residual stages.
 
-    The transforms are unchanged. The prior's token groups ``0..G-1`` (the slices' first
-    stages) keep their weights; a later stage's token group starts with its slice's embedding
-    rows and head; the context columns of the new token groups start at zero, so the prior's
-    outputs for the first stage are the old prior's. ``levels``: default
-    :func:`default_levels`.
+    The transforms are unchanged; with ``stage_input="concat"`` the synthesis's first layer
+    gets zero weights for the later stages' channels (it starts as the one-stage model). The
+    prior's token groups ``0..G-1`` (the slices' first stages) keep their weights; a later
+    stage's token group starts with its slice's embedding rows and head; the context columns
+    of the new token groups start at zero, so the prior's outputs for the first stage are the
+    old prior's. ``levels``: default :func:`default_levels`.
     """
     if config.stages != 1:
         raise CheckpointError(f"the weights already have {config.stages} stages")
-    g, new = config.groups, dataclasses.replace(config, stages=stages)
+    g, new = config.groups, dataclasses.replace(config, stages=stages, stage_input=stage_input)
     new = dataclasses.replace(new, levels=levels or default_levels(config, stages))
     state = dict(state)
+    if stage_input == "concat":
+        name = "tokenizer.synthesis.layers.0.weight"
+        first = state[name]  # conv (out, in, k, k) or, without a latent conv, deconv (in, out, ..)
+        axis = 1 if config.latent_kernel else 0
+        shape = list(first.shape)
+        shape[axis] = DIM * g * (stages - 1)
+        state[name] = torch.cat([first, first.new_zeros(shape)], dim=axis)
     weight = state["prior.context_in.weight"]  # (c, 24G + 24, 1, 1)
     fresh = weight.new_zeros(weight.shape[0], DIM * g * (stages - 1), *weight.shape[2:])
     state["prior.context_in.weight"] = torch.cat(
