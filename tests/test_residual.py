@@ -17,6 +17,7 @@ from lqz.nn.config import ModelConfig
 from lqz.nn.model import LqzModel
 from lqz.nn.schedule import group_passes
 from lqz.nn.tokenizer import channels_last, group_mask
+from lqz.objectives import BITS_PER_TOKEN, prior_bits
 from lqz.qualities import DEFAULT_WEIGHTS
 from lqz.train.loop import TINY
 from lqz.train.migrate import default_levels, stage_weights
@@ -153,7 +154,7 @@ def check_grown_prior(old: LqzModel, config: ModelConfig, state: dict) -> None:
     for name, value in old.tokenizer.state_dict().items():
         grown = new.tokenizer.state_dict()[name]  # "concat": the first layer reads more channels
         assert torch.equal(grown[:, : value.shape[1]] if grown.dim() == 4 else grown, value)
-    assert torch.equal(new.prior.head_weight[g : 2 * g], old.prior.head_weight)
+    assert not new.prior.head_weight[g:].any() and not new.prior.head_bias[g:].any()
     torch.manual_seed(5)
     indices = torch.randint(0, 196560, (2, g, 6, 5))
     before = old.tokenizer.latent_of(indices)
@@ -171,6 +172,10 @@ def check_grown_prior(old: LqzModel, config: ModelConfig, state: dict) -> None:
                 a = exact_old.pass_params(before[:1], group, pass_)
                 b = exact_new.pass_params(after[:1], group, pass_)
                 assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        # a later stage's zero head: the uniform pmf, log2 196,560 bits per token
+        full = torch.cat([indices, indices], dim=1)[:, : config.token_groups]
+        bits = prior_bits(new.prior, new.tokenizer.latent_of(full), full, torch.tensor([g, g]), 0)
+        torch.testing.assert_close(bits, torch.full_like(bits, BITS_PER_TOKEN))
 
 
 def test_grown_tiny_prior_keeps_the_first_stage() -> None:
