@@ -140,7 +140,7 @@ def decode_indices(
     """Decode token indices (k, h, w) of a latent grid from entropy-coded bytes (``exact``: as
     :func:`encode_indices`)."""
     prior = model.coding_prior(exact)
-    latent = torch.zeros(1, model.config.latent_channels, height, width)
+    latent = torch.zeros(1, model.config.token_channels, height, width)
     indices = torch.zeros(groups, height, width, dtype=torch.int64)
     decoder = TokenDecoder(data)
     for group, pass_ in coding_steps(model.config, groups):

@@ -28,11 +28,11 @@ class Prior(nn.Module):
         super().__init__()
         c = config.prior_channels
         self.config = config
-        self.groups = config.groups
+        self.groups = groups = config.token_groups  # token groups: slices x residual stages
         self.mixtures = config.mixtures
         # one row per (group, pass) in use: ANCHORS/EVEN (neither reads the group) share a row
-        self.embed = nn.Embedding(config.groups * 2 + config.split_first_group, c)
-        self.context_in = nn.Conv2d(DIM * config.groups + DIM, c, 1)
+        self.embed = nn.Embedding(groups * 2 + config.split_first_group, c)
+        self.context_in = nn.Conv2d(DIM * groups + DIM, c, 1)
         self.trunk = nn.Sequential(
             nn.GELU(),
             nn.Conv2d(c, c, 3, padding=1),
@@ -41,8 +41,8 @@ class Prior(nn.Module):
             nn.GELU(),
         )
         out = self.mixtures * (DIM * VALUES + 1)
-        self.head_weight = nn.Parameter(torch.zeros(config.groups, out, c))
-        self.head_bias = nn.Parameter(torch.zeros(config.groups, out))
+        self.head_weight = nn.Parameter(torch.zeros(groups, out, c))
+        self.head_bias = nn.Parameter(torch.zeros(groups, out))
         nn.init.normal_(self.head_weight, std=0.01 / c**0.5)
 
     def embed_row(self, group: int, pass_: int) -> int:

@@ -33,23 +33,30 @@ def refine_indices(
     no image gets worse). ``valid``: (height, width) of the real pixels at the top left; the
     rest (padding) does not count. Works under ``torch.inference_mode``.
     """
-    k = DIM * groups
+    staged = tokenizer.config.stages > 1  # residual stages: refine every slice's latent
+    slices = tokenizer.config.groups if staged else groups
+    k = DIM * slices
     with torch.inference_mode(False), torch.enable_grad():
         image = image.clone()
         target = image if valid is None else image[..., : valid[0], : valid[1]]
         with torch.no_grad():
             start = tokenizer.analysis(channels_last(image))[:, :k].contiguous()
         b, _, h, w = start.shape
+        needed = torch.full((b,), groups, device=start.device) if staged else None
         # latent = scale * free, scale the norm of each group at the start: Adam moves every
         # coordinate of ``free`` by about the step size, every group by about the same angle
-        grouped = start.view(b, groups, DIM, h, w)
+        grouped = start.view(b, slices, DIM, h, w)
         scale = grouped.norm(dim=2, keepdim=True).clamp_min(1e-6)
         free = (grouped / scale).requires_grad_(True)
         optimizer = torch.optim.Adam([free], lr=REFINE_STEP)
         best_loss, best = None, None
         for step in range(steps + 1):
-            codewords, indices = tokenizer.quantizer((free * scale).view(b, k, h, w))
-            decoded = tokenizer.synthesis(channels_last(tokenizer.padded(codewords)))
+            codewords, indices = tokenizer.quantizer((free * scale).view(b, k, h, w), needed)
+            if staged:  # the token groups not needed come back zero
+                decoded = tokenizer.synthesize(codewords)
+                indices = indices[:, :groups]
+            else:
+                decoded = tokenizer.synthesis(channels_last(tokenizer.padded(codewords)))
             if valid is not None:
                 decoded = decoded[..., : valid[0], : valid[1]]
             loss = mse_loss(decoded, target)

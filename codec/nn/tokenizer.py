@@ -28,7 +28,7 @@ class Tokenizer(nn.Module):
         super().__init__()
         self.config = config
         self.analysis = AnalysisTransform(config)
-        self.quantizer = LeechQuantizer()
+        self.quantizer = LeechQuantizer(config.stages)
         self.synthesis = SynthesisTransform(config)
 
     def forward(
@@ -37,35 +37,61 @@ class Tokenizer(nn.Module):
         groups_used: torch.Tensor,
         groups_needed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: returns (reconstruction, codewords, indices (B, G, h, w)).
+        """Training pass: returns (reconstruction, codewords (B, 24T, h, w), indices (B, T, h, w))
+        of the T token groups; the codewords are what the prior reads (:meth:`latent_of`).
 
-        ``groups_needed`` (B,), at least ``groups_used``: quantize only that many groups of
-        each image (the rest come back zero); default all.
+        ``groups_used`` (B,): token groups each image's reconstruction uses. ``groups_needed``
+        (B,), at least ``groups_used``: quantize only that many token groups of each image (the
+        rest come back zero); default all.
         """
         codewords, indices = self.quantizer(self.analysis(channels_last(image)), groups_needed)
-        mask = group_mask(groups_used, self.config.groups)
-        return self.synthesis(channels_last(codewords * mask)), codewords, indices
+        mask = group_mask(groups_used, self.config.token_groups)
+        used = self.synthesis_input(codewords * mask)
+        return self.synthesis(channels_last(used)), codewords, indices
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor, groups_used: int) -> torch.Tensor:
-        """Image (B,3,H,W) in [0,1], H and W multiples of the stride -> indices (B, k, h, w)."""
+        """Image (B,3,H,W) in [0,1], H and W multiples of the stride -> indices (B, k, h, w) of
+        the first k = ``groups_used`` token groups."""
+        if self.config.stages > 1:
+            latent = self.analysis(channels_last(image))
+            needed = torch.full((len(image),), groups_used, device=latent.device)
+            _, indices = self.quantizer(latent, needed)
+            return indices[:, :groups_used]
         latent = self.analysis(channels_last(image))[:, : DIM * groups_used]
         _, indices = self.quantizer(latent)
         return indices
 
     def padded(self, codewords: torch.Tensor) -> torch.Tensor:
-        """Codewords of the first k groups (B, 24k, h, w) -> the full latent (B, 24G, h, w), the
-        groups not coded zero (what the synthesis and the prior expect)."""
+        """Codewords of the first k token groups (B, 24k, h, w) -> the full codeword latent
+        (B, 24T, h, w), the token groups not coded zero (what the prior expects, and
+        :meth:`synthesize` sums)."""
         b, c, h, w = codewords.shape
-        rest = codewords.new_zeros(b, self.config.latent_channels - c, h, w)
+        rest = codewords.new_zeros(b, self.config.token_channels - c, h, w)
         return torch.cat([codewords, rest], dim=1)
 
     def latent_of(self, indices: torch.Tensor) -> torch.Tensor:
-        """Indices (B, k, h, w) of the first k groups -> the full codeword latent (B, 24G, h, w)."""
+        """Indices (B, k, h, w) of the first k token groups -> the full codeword latent
+        (B, 24T, h, w): each token group's unit codeword, what the prior reads."""
         b, k, h, w = indices.shape
         return self.padded(decode(indices).movedim(-1, 2).reshape(b, k * DIM, h, w))
 
+    prior_latent = latent_of
+
+    def synthesis_input(self, latent: torch.Tensor) -> torch.Tensor:
+        """Codeword latent (B, 24T, h, w) -> what the synthesis reads: the stages of each slice
+        summed (:meth:`LeechQuantizer.reconstruction`), or, ``stage_input="concat"``, the
+        latent itself. Token groups not coded must be zero."""
+        if self.config.stage_input == "concat":
+            return latent
+        return self.quantizer.reconstruction(latent)
+
+    def synthesize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Codeword latent (B, 24T, h, w) -> image (B,3,H,W), unclamped."""
+        return self.synthesis(channels_last(self.synthesis_input(latent)))
+
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Indices (B, k, h, w) of the first k groups -> image (B,3,H,W), clamped to [0,1]."""
-        return self.synthesis(channels_last(self.latent_of(indices))).clamp(0, 1)
+        """Indices (B, k, h, w) of the first k token groups -> image (B,3,H,W), clamped to
+        [0,1]."""
+        return self.synthesize(self.latent_of(indices)).clamp(0, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..leech.shell import DIM
 from .config import ModelConfig
 from .gdn import GDN
 
@@ -35,14 +36,16 @@ class AnalysisTransform(nn.Sequential):
 
 
 class SynthesisTransform(nn.Module):
-    """Codewords (B,24G,h,w) scaled by learned per-group gains -> image (B,3,h*s,w*s)."""
+    """Codewords (B,24G,h,w) scaled by learned per-group gains -> image (B,3,h*s,w*s); with
+    ``stage_input="concat"`` every token group's codewords (B,24T,h,w), scaled by their slice's
+    gain."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         n, k, lk = config.channels, config.kernel, config.latent_kernel
         self.group_gain = nn.Parameter(torch.full((config.groups,), 24.0**0.5))
         layers: list[nn.Module] = []
-        cin = config.latent_channels
+        cin = config.synthesis_channels
         if lk:
             layers += [nn.Conv2d(cin, n, lk, padding=lk // 2), GDN(n, inverse=True)]
             cin = n
@@ -52,8 +55,12 @@ class SynthesisTransform(nn.Module):
         layers.append(_deconv(cin, 3, k))
         self.layers = nn.Sequential(*layers)
         self.groups = config.groups
+        self.token_stages = config.stages if config.stage_input == "concat" else 1
 
     def forward(self, codewords: torch.Tensor) -> torch.Tensor:
         b, c, h, w = codewords.shape
-        gain = self.group_gain.repeat_interleave(c // self.groups).view(1, c, 1, 1)
-        return self.layers(codewords * gain)
+        if self.token_stages > 1:  # every token group's codeword, stage-major: a slice's gain
+            gain = self.group_gain.repeat_interleave(DIM).repeat(self.token_stages)
+        else:
+            gain = self.group_gain.repeat_interleave(c // self.groups)
+        return self.layers(codewords * gain.view(1, c, 1, 1))

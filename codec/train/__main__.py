@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,25 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             "without it are migrated once first (python -m lqz.train.migrate)",
         },
     ),
+    (
+        "--stages",
+        {
+            "type": int,
+            "default": 1,
+            "help": "residual Λ24 stages per latent slice (lqz.leech.module); a new run grows "
+            "its start weights' prior to them (lqz.train.migrate.stage_weights); default levels "
+            "for 12 slices, 2 stages: 1,2,3,4,6,9,12,15,18,24",
+        },
+    ),
+    (
+        "--stage-input",
+        {
+            "choices": ("sum", "concat"),
+            "default": "sum",
+            "help": "with --stages: the synthesis reads each slice's residual sum, or every token "
+            "group's codeword (concat: grown weights start as the one-stage model)",
+        },
+    ),
     ("--tiny", {"action": "store_true", "help": "a tiny model (dry runs and tests)"}),
     ("--threads", {"type": int, "default": None}),
     ("--device", {"default": "auto", "help": "auto, cpu or cuda"}),
@@ -107,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
 
 def config_of(args: argparse.Namespace) -> ModelConfig:
     """The architecture the options describe (a fresh or transferred run's)."""
+    from .migrate import default_levels
+
     if args.tiny:
         config = TINY
     else:
@@ -117,6 +139,11 @@ def config_of(args: argparse.Namespace) -> ModelConfig:
             groups=args.groups,
             latent_kernel=args.latent_kernel,
             split_first_group=args.split_first_group,
+        )
+    if args.stages != 1:
+        levels = default_levels(config, args.stages)
+        config = dataclasses.replace(
+            config, stages=args.stages, levels=levels, stage_input=args.stage_input
         )
     if args.levels is not None:
         try:
@@ -136,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         init = None
     if args.split_first_group:
         init = split_first_group(run_dir, init)
+    if args.stages != 1:
+        init = with_stages(run_dir, init, args.stages, args.levels, args.stage_input)
     train(
         TrainOptions(
             data=args.data,
@@ -181,6 +210,34 @@ def split_first_group(run_dir: Path, init: Path | None) -> Path | None:
         print(f"migrated {init} to three passes for group 0 -> {out}", flush=True)
         return out
     return init
+
+
+def with_stages(
+    run_dir: Path,
+    init: Path | None,
+    stages: int,
+    levels: str | None,
+    stage_input: str = "sum",
+) -> Path | None:
+    """``--stages``: for a new run, the weights it starts from grown to ``stages`` residual
+    stages (written into the run folder); returns the weights to start from. A run with state
+    resumes with its own config."""
+    from ..nn.weights import read_weights
+    from .export import export_config, write_weights
+    from .migrate import stage_weights
+
+    run = RunState(run_dir)
+    if init is None or run.latest.exists() or run.previous.exists():
+        return init
+    config, state = read_weights(init)
+    if config.stages == stages:
+        return init
+    config, state = stage_weights(config, state, stages, stage_input=stage_input)
+    config = export_config(config, levels)
+    out = run_dir / f"init-stages{stages}-{stage_input}.safetensors"
+    write_weights(config, state, out, half=False)
+    print(f"grew {init} to {stages} residual stages -> {out} (levels {config.levels})", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -286,7 +286,8 @@ class TrainStep:
         config = s.config
         with timers("step"):
             used = self.levels[torch.randint(len(self.levels), (b,), device=self.device)]
-            groups = torch.randint(config.groups, (b,), device=self.device)  # the prior's groups
+            # the prior's token groups
+            groups = torch.randint(config.token_groups, (b,), device=self.device)
             # the prior reads groups <= its group: only those and the used ones are searched
             needed = torch.maximum(used, groups + 1) if self.prior else used
             with timers("tokenizer"):

@@ -1,4 +1,5 @@
-"""Carry a trained model over to a changed coding order: group 0 in three passes.
+"""Carry a trained model over to a changed coding order: group 0 in three passes, or residual
+stages (:func:`stage_weights`, a new run's start weights only).
 
 ``split_first_group`` (:mod:`lqz.nn.schedule`) adds one prior embedding row, for group 0's ODD pass.
 It starts as group 0's REST row (both passes read the group's tokens decoded before them); every
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, OutputError
+from ..leech import DIM
 from ..nn.config import ModelConfig
 from .entry import run_main
 from .state import RunState
@@ -63,6 +65,62 @@ def split_run_state(saved: dict[str, Any]) -> dict[str, Any]:
         moments[0][key] = torch.cat([moments[0][key], torch.zeros_like(embed[:1])])
     saved["config"] = dataclasses.replace(config, split_first_group=True).to_json()
     return saved
+
+
+def default_levels(config: ModelConfig, stages: int) -> tuple[int, ...]:
+    """Levels of a model with ``stages`` residual stages grown from ``config``'s: its levels
+    and all slices' first stage, then per later stage a quarter, half and all of its slices
+    (12 slices, 2 stages: 1, 2, 3, 4, 6, 9, 12, 15, 18, 24)."""
+    g = config.groups
+    levels = set(config.levels) | {g}
+    for stage in range(1, stages):
+        levels |= {stage * g + max(1, round(g * f)) for f in (0.25, 0.5, 1.0)}
+    return tuple(sorted(levels))
+
+
+def stage_weights(
+    config: ModelConfig,
+    state: dict[str, torch.Tensor],
+    stages: int,
+    levels: tuple[int, ...] | None = None,
+    stage_input: str = "sum",
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """A one-stage model's config and state dict, grown to ``stages`` residual stages.
+
+    The transforms are unchanged; with ``stage_input="concat"`` the synthesis's first layer
+    gets zero weights for the later stages' channels (it starts as the one-stage model). The
+    prior's token groups ``0..G-1`` (the slices' first stages) keep their weights; a later
+    stage's token group starts with its slice's embedding rows and a zero head; the context columns
+    of the new token groups start at zero, so the prior's outputs for the first stage are the
+    old prior's. ``levels``: default :func:`default_levels`.
+    """
+    if config.stages != 1:
+        raise CheckpointError(f"the weights already have {config.stages} stages")
+    g, new = config.groups, dataclasses.replace(config, stages=stages, stage_input=stage_input)
+    new = dataclasses.replace(new, levels=levels or default_levels(config, stages))
+    state = dict(state)
+    if stage_input == "concat":
+        name = "tokenizer.synthesis.layers.0.weight"
+        first = state[name]  # conv (out, in, k, k) or, without a latent conv, deconv (in, out, ..)
+        axis = 1 if config.latent_kernel else 0
+        shape = list(first.shape)
+        shape[axis] = DIM * g * (stages - 1)
+        state[name] = torch.cat([first, first.new_zeros(shape)], dim=axis)
+    weight = state["prior.context_in.weight"]  # (c, 24G + 24, 1, 1)
+    fresh = weight.new_zeros(weight.shape[0], DIM * g * (stages - 1), *weight.shape[2:])
+    state["prior.context_in.weight"] = torch.cat(
+        [weight[:, : DIM * g], fresh, weight[:, DIM * g :]], dim=1
+    )
+    embed = state[f"prior.{EMBED}"]  # (2G [+ 1 ODD row], c)
+    pairs, odd = embed[: 2 * g], embed[2 * g :]
+    state[f"prior.{EMBED}"] = torch.cat([pairs.repeat(stages, 1), odd])
+    for name in ("prior.head_weight", "prior.head_bias"):
+        # zero heads: a uniform pmf (17.6 bits/token); the slice's stage-1 head costs 25-37
+        # bits on the shipped model's stage-2 tokens, their directions being unlike stage 1's
+        head = state[name]
+        fresh = head.new_zeros(head.shape[0] * (stages - 1), *head.shape[1:])
+        state[name] = torch.cat([head, fresh])
+    return new, state
 
 
 def migrate_run(run_dir: Path) -> bool:

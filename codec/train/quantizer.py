@@ -44,8 +44,10 @@ class DeviceQuantizer(LeechQuantizer):
     ``timer``: a context-manager factory wrapped around each search (the trainer's timing).
     """
 
-    def __init__(self, timer: Callable[[str], AbstractContextManager] | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, timer: Callable[[str], AbstractContextManager] | None = None, stages: int = 1
+    ) -> None:
+        super().__init__(stages)
         self.timer = timer
 
     def forward(
@@ -66,11 +68,11 @@ def use_device_quantizer(
     tokenizer: Tokenizer, timer: Callable[[str], AbstractContextManager] | None = None
 ) -> None:
     """Give ``tokenizer`` a :class:`DeviceQuantizer` (its weights are unchanged)."""
-    tokenizer.quantizer = DeviceQuantizer(timer)
+    tokenizer.quantizer = DeviceQuantizer(timer, tokenizer.config.stages)
 
 
 def latent_of(tokenizer: Tokenizer, indices: torch.Tensor) -> torch.Tensor:
-    """:meth:`Tokenizer.latent_of` on the indices' device: (B, k, h, w) -> (B, 24G, h, w)."""
+    """:meth:`Tokenizer.latent_of` on the indices' device: (B, k, h, w) -> (B, 24T, h, w)."""
     b, k, h, w = indices.shape
     codewords = device_codebook(indices.device)[indices]
     return tokenizer.padded(codewords.movedim(-1, 2).reshape(b, k * DIM, h, w))
@@ -79,6 +81,4 @@ def latent_of(tokenizer: Tokenizer, indices: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def decode(tokenizer: Tokenizer, indices: torch.Tensor) -> torch.Tensor:
     """:meth:`Tokenizer.decode` on the indices' device: image (B, 3, H, W) in [0, 1]."""
-    from ..nn.tokenizer import channels_last
-
-    return tokenizer.synthesis(channels_last(latent_of(tokenizer, indices))).clamp(0, 1)
+    return tokenizer.synthesize(latent_of(tokenizer, indices)).clamp(0, 1)
