@@ -12,9 +12,10 @@ Same model (the shipped one by default), same batch size and crop, same step cod
   :class:`lqz.train.quantizer.DeviceQuantizer` (on the CPU: the same numba search, the
   codebook lookup on the latent's device), with the per-part timers.
 
-Steps alternate between the paths (two warm-up steps each first), so machine load hits both
-alike. Prints s/step (median) and images/s per path and the step's time shares of the GPU path.
-Not a test; run it on an otherwise idle machine.
+Steps alternate between the paths, and which path goes first alternates too (two warm-up steps
+each first), so machine load and cache state hit both alike. Prints s/step (median) and
+images/s per path and the step's time shares of the GPU path. Not a test; run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def main() -> None:
     device = torch.device("cpu")
     config, state = read_weights(args.weights)
     pictures = images(args.data, args.crop, 32)
-    # the device path's crops: one crop-size square of each image, as a pack holds them
+    # both paths' crops: one crop-size square of each image, as a pack holds them (the search's
+    # cost depends on the content: the paths must see the same pixels)
     squares = torch.from_numpy(np.stack([im[: args.crop, : args.crop] for im in pictures]))
     paths = {}
     for name in ("cpu-path", "gpu-path"):
@@ -71,14 +73,15 @@ def main() -> None:
         step = TrainStep(session, device, True, 32, False, None, timers)
         if name == "cpu-path":
             session.model.tokenizer.quantizer = LeechQuantizer()
-            sampler = CropSampler(pictures, args.crop)
+            sampler = CropSampler(list(squares.numpy()), args.crop)  # the same pixels
             batch = lambda s=sampler: s.batch(args.batch).to(device)  # noqa: E731
         else:
             sampler = DeviceCrops(squares.to(device), args.crop)
             batch = lambda s=sampler: s.batch(args.batch)  # noqa: E731
         paths[name] = (step, batch, timers, [])
     for i in range(args.steps + 2):
-        for step, batch, timers, times in paths.values():
+        order = list(paths.values())
+        for step, batch, timers, times in order if i % 2 else order[::-1]:
             start = time.perf_counter()
             step(batch())
             if i >= 2:
