@@ -162,3 +162,20 @@ def model(weights: Path, monkeypatch: pytest.MonkeyPatch):
     api.clear_cache()
     yield weights
     api.clear_cache()
+
+
+@pytest.fixture
+def learnable_images(tmp_path: Path) -> Path:
+    """A folder of ten 64x64 gradient images with a little noise (seed 0): content a tiny model
+    can learn in a few steps (uniform noise would not show its loss falling)."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        yy, xx = np.mgrid[0:64, 0:64]
+        base = np.stack([xx * (i + 1) % 256, yy * 3 % 256, (xx + yy) * 2 % 256], axis=-1)
+        noise = rng.integers(0, 20, size=base.shape)
+        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder

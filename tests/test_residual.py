@@ -234,20 +234,12 @@ def test_concat_stage_input_grows_into_the_one_stage_model() -> None:
 
 
 @pytest.mark.parametrize("config", [TWO, CONCAT], ids=["sum", "concat"])
-def test_two_stage_tiny_model_trains(tmp_path, config: ModelConfig) -> None:
+def test_two_stage_tiny_model_trains(tmp_path, learnable_images, config: ModelConfig) -> None:
     """The training loop on a two-stage model: loss and bits fall, validation per level."""
-    from PIL import Image
 
     from lqz.train.loop import TrainOptions, train
 
-    rng = np.random.default_rng(0)
-    data = tmp_path / "images"
-    data.mkdir()
-    for i in range(10):
-        yy, xx = np.mgrid[0:64, 0:64]
-        base = np.stack([xx * (i + 1) % 256, yy * 3 % 256, (xx + yy) * 2 % 256], axis=-1)
-        noise = rng.integers(0, 20, size=base.shape)
-        Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(data / f"{i}.png")
+    data = learnable_images
     run = tmp_path / "run"
     opts = TrainOptions(
         data=data, run_dir=run, config=config, batch=4, crop=32, lr=3e-3, steps=60,
