@@ -68,16 +68,25 @@ class LeechQuantizer(nn.Module):
         unit = groups / groups.norm(dim=-1, keepdim=True).clamp_min(self.eps)
         if self.stages > 1:
             return self._quantize_residual(unit, needed)
-        if needed is None:
-            indices = self._search(unit.detach())
-            hard = self._codewords(indices, unit)
-        else:
-            keep = torch.arange(c // DIM, device=latent.device)[None] < needed[:, None]
-            indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=latent.device)
-            indices[keep] = self._search(unit.detach()[keep])
-            hard = self._codewords(indices, unit) * keep[:, :, None, None, None]
+        indices, hard = self._stage(unit.detach(), unit, needed, 0)
         codewords = hard + (unit - unit.detach())  # forward: exactly hard; backward: through unit
         return codewords.movedim(-1, 2).reshape(b, c, h, w), indices
+
+    def _stage(
+        self, direction: torch.Tensor, unit: torch.Tensor, needed: torch.Tensor | None, stage: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices (B, G, h, w) and unit codewords (B, G, h, w, 24) nearest to ``direction``
+        (B, G, h, w, 24) for the token groups of ``stage``; with ``needed``, the token groups
+        past each image's count are not searched (index 0, zero codeword)."""
+        if needed is None:
+            indices = self._search(direction)
+            return indices, self._codewords(indices, unit)
+        g = direction.shape[1]
+        tokens = torch.arange(stage * g, (stage + 1) * g, device=unit.device)
+        keep = tokens[None] < needed[:, None]
+        indices = torch.zeros(direction.shape[:-1], dtype=torch.int64, device=unit.device)
+        indices[keep] = self._search(direction[keep])
+        return indices, self._codewords(indices, unit) * keep[:, :, None, None, None]
 
     def _quantize_residual(
         self, unit: torch.Tensor, needed: torch.Tensor | None
@@ -88,15 +97,7 @@ class LeechQuantizer(nn.Module):
         hards, all_indices = [], []
         for k in range(self.stages):
             direction = residual / residual.norm(dim=-1, keepdim=True).clamp_min(self.eps)
-            if needed is None:
-                indices = self._search(direction)
-                hard = self._codewords(indices, unit)
-            else:
-                tokens = torch.arange(k * g, (k + 1) * g, device=unit.device)
-                keep = tokens[None] < needed[:, None]
-                indices = torch.zeros(unit.shape[:-1], dtype=torch.int64, device=unit.device)
-                indices[keep] = self._search(direction[keep])
-                hard = self._codewords(indices, unit) * keep[:, :, None, None, None]
+            indices, hard = self._stage(direction, unit, needed, k)
             residual = residual - RESIDUAL_GAINS[k] * hard
             hards.append(hard)
             all_indices.append(indices)
