@@ -41,6 +41,7 @@ def prior_bits(
     groups: torch.Tensor,
     pass_: torch.Tensor | int,
     sample: int | None = None,
+    coded: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """-log2 p (B, n) of the n tokens of (groups[b], pass_[b]) of each image b.
 
@@ -49,6 +50,8 @@ def prior_bits(
     (training; then ``sample`` is needed, as the passes differ in size). ``sample``: score only
     this many randomly chosen positions of each image's pass (at most as many as the smallest
     pass has); the exact pmf is the costly part of a training step, the context net is not.
+    ``coded`` (B, h, w) bool, with ``sample``: only these positions hold a token (a depth
+    map's); an image with fewer than n of them in its pass gets NaN for the rest.
     """
     from .entropy.shell_pmf import log_prob
 
@@ -56,18 +59,28 @@ def prior_bits(
     tables, logits = prior(codewords, groups, pass_)
     passes = torch.as_tensor(pass_).expand(b).tolist()
     masks = torch.stack([pass_mask(h, w, p, codewords.device).flatten() for p in passes])
+    valid = None
+    if coded is not None:
+        if sample is None:
+            raise ValueError("scoring only coded positions needs a sample size")
+        valid = masks & coded.flatten(1)
     if sample is None:
         if len(set(passes)) > 1:
             raise ValueError("scoring whole passes of different sizes needs one pass")
         where = masks[0].nonzero()[:, 0].expand(b, -1)
     else:
         n = min(sample, int(masks.sum(1).min()))
-        noise = torch.rand(masks.shape, device=masks.device).masked_fill(~masks, -1.0)
+        noise = torch.rand(masks.shape, device=masks.device).masked_fill(~masks, -2.0)
+        if valid is not None:  # positions without a token come after every coded one
+            noise = noise.masked_fill(masks & ~valid, -1.0)
         where = noise.topk(n, dim=1).indices.sort(dim=1).values  # row-major, as coded
     rows = torch.arange(b, device=where.device)[:, None]
     tables, logits = tables.flatten(1, 2)[rows, where], logits.flatten(1, 2)[rows, where]
     target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[rows, where]
-    return -log_prob(tables, logits, target) / math.log(2)
+    bits = -log_prob(tables, logits, target) / math.log(2)
+    if valid is None:
+        return bits
+    return torch.where(valid[rows, where], bits, torch.nan)
 
 
 @torch.no_grad()

@@ -16,9 +16,16 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def group_mask(groups_used: torch.Tensor, groups: int) -> torch.Tensor:
-    """(B,) counts -> (B, 24*groups, 1, 1) mask keeping the first ``groups_used`` groups."""
-    keep = torch.arange(groups, device=groups_used.device)[None] < groups_used[:, None]
-    return keep.repeat_interleave(DIM, dim=1)[:, :, None, None].float()
+    """Token groups kept, as a float mask over the codeword latent's channels.
+
+    ``groups_used``: (B,) counts per image -> (B, 24*groups, 1, 1), or a depth map (B, h, w) of
+    counts per latent position -> (B, 24*groups, h, w); the first ``count`` groups are kept."""
+    index = torch.arange(groups, device=groups_used.device)
+    if groups_used.dim() == 1:
+        keep = index[None] < groups_used[:, None]
+        return keep.repeat_interleave(DIM, dim=1)[:, :, None, None].float()
+    keep = index[None, :, None, None] < groups_used[:, None]
+    return keep.repeat_interleave(DIM, dim=1).float()
 
 
 class Tokenizer(nn.Module):
@@ -40,8 +47,9 @@ class Tokenizer(nn.Module):
         """Training pass: returns (reconstruction, codewords (B, 24T, h, w), indices (B, T, h, w))
         of the T token groups; the codewords are what the prior reads (:meth:`latent_of`).
 
-        ``groups_used`` (B,): token groups each image's reconstruction uses. ``groups_needed``
-        (B,), at least ``groups_used``: quantize only that many token groups of each image (the
+        ``groups_used`` (B,): token groups each image's reconstruction uses, or (B, h, w): per
+        latent position (a depth map, :func:`group_mask`). ``groups_needed`` (B,), at least
+        ``groups_used`` everywhere: quantize only that many token groups of each image (the
         rest come back zero); default all.
         """
         codewords, indices = self.quantizer(self.analysis(channels_last(image)), groups_needed)

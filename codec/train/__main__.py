@@ -53,6 +53,15 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         },
     ),
     (
+        "--depth-maps",
+        {
+            "type": float,
+            "default": TrainOptions.depth_maps,
+            "help": "share of images reconstructed from a random per-position depth map "
+            "(lqz.train.depth) instead of one level",
+        },
+    ),
+    (
         "--transfer",
         {
             "type": Path,
@@ -183,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             init_weights=init,
             transfer=args.transfer,
             prior_tokens=args.prior_tokens,
+            depth_maps=args.depth_maps,
             ema_decay=args.ema_decay,
             amp=False if args.no_amp else None,
         )

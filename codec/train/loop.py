@@ -23,6 +23,7 @@ from ..errors import TrainingDataError, TrainSettingError
 from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
 from ..nn.schedule import group_passes
+from ..nn.tokenizer import group_mask
 from ..objectives import mse_loss, prior_bits, psnr
 from .data import (
     CropSampler,
@@ -33,6 +34,7 @@ from .data import (
     load_rgb,
     to_float,
 )
+from .depth import random_depths
 from .distributed import Distributed
 from .ema import WeightAverage
 from .heldout import validate
@@ -60,6 +62,8 @@ class TrainOptions:
     init_weights: Path | None = None
     transfer: Path | None = None
     prior_tokens: int = 32
+    #: share of images trained on a random depth map (:mod:`lqz.train.depth`), not one level
+    depth_maps: float = 0.0
     ema_decay: float = 0.998
     #: bf16 autocast of the transforms; None: on CUDA only
     amp: bool | None = None
@@ -264,6 +268,7 @@ class TrainStep:
         amp: bool = False,
         dist: Distributed | None = None,
         timers: Timers | None = None,
+        depth_maps: float = 0.0,
     ) -> None:
         self.session, self.device, self.prior, self.prior_tokens = (
             session,
@@ -271,6 +276,7 @@ class TrainStep:
             prior,
             prior_tokens,
         )
+        self.depth_maps = depth_maps
         self.amp = amp
         self.timers = timers or Timers(device)
         use_device_quantizer(session.model.tokenizer, self.timers)
@@ -288,11 +294,19 @@ class TrainStep:
             used = self.levels[torch.randint(len(self.levels), (b,), device=self.device)]
             # the prior's token groups
             groups = torch.randint(config.token_groups, (b,), device=self.device)
+            depth, mapped = self.depth_map(used, x)
+            if depth is not None:  # a mapped image's prior group lies below its deepest point
+                deepest = depth.amax((1, 2))
+                below = (torch.rand(b, device=self.device) * deepest).long()
+                groups = torch.where(mapped, below, groups)
+                used = deepest
             # the prior reads groups <= its group: only those and the used ones are searched
             needed = torch.maximum(used, groups + 1) if self.prior else used
             with timers("tokenizer"):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    x_hat, codewords, indices = self.tokenizer(x, used, needed)
+                    x_hat, codewords, indices = self.tokenizer(
+                        x, used if depth is None else depth, needed
+                    )
                 loss = mse_loss(x_hat.float(), x)
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -302,10 +316,13 @@ class TrainStep:
             if self.prior:
                 with timers("prior"):
                     passes = random_passes(config, groups)
+                    context, coded = codewords.detach(), None
+                    if depth is not None:  # what a decoder of the map has: the coded tokens
+                        context = context * group_mask(depth, config.token_groups)
+                        coded = depth > groups[:, None, None]
                     bits = prior_bits(
-                        self.prior_net, codewords.detach(), indices, groups, passes,
-                        self.prior_tokens,
-                    ).mean()  # fmt: skip
+                        self.prior_net, context, indices, groups, passes, self.prior_tokens, coded
+                    ).nanmean()
                     s.prior_optimizer.zero_grad(set_to_none=True)
                     bits.backward()
                     torch.nn.utils.clip_grad_norm_(s.model.prior.parameters(), 1.0)
@@ -315,6 +332,21 @@ class TrainStep:
             s.average.update(s.model)
             s.step += 1
         return figures
+
+    def depth_map(
+        self, used: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(depth map (B, h, w) or None, which images have a random one): a share
+        :attr:`depth_maps` of the batch gets :func:`~lqz.train.depth.random_depths`, the rest
+        their one level everywhere."""
+        mapped = torch.rand(len(used), device=self.device) < self.depth_maps
+        if not bool(mapped.any()):
+            return None, mapped
+        s = self.session.config.stride
+        h, w = x.shape[-2] // s, x.shape[-1] // s
+        depth = used[:, None, None].expand(-1, h, w).clone()
+        depth[mapped] = random_depths(self.levels, int(mapped.sum()), h, w)
+        return depth, mapped
 
 
 class WindowLog:
@@ -430,7 +462,9 @@ def _train(opts: TrainOptions, device: torch.device, dist: Distributed) -> Sessi
     sampler.reseed(sampler_seed(session.step, dist))
     amp = device.type == "cuda" if opts.amp is None else opts.amp
     timers = Timers(device)
-    step = TrainStep(session, device, opts.prior, opts.prior_tokens, amp, dist, timers)
+    step = TrainStep(
+        session, device, opts.prior, opts.prior_tokens, amp, dist, timers, opts.depth_maps
+    )
     window = WindowLog(timers)
     last_ckpt = last_val = time.perf_counter()
 
