@@ -115,11 +115,11 @@ def test_choose_depths_is_the_brute_force_minimum() -> None:
                 assert int(choice[y, x]) == costs.index(min(costs))
 
 
-def test_depth_map_bits_is_the_adaptive_code_length() -> None:
+def test_depth_map_code_length_is_the_adaptive_code_length() -> None:
     """Against a dictionary-of-counts reference; a constant map costs less than a noisy one."""
     import numpy as np
 
-    from lqz.train.adaptive import depth_map_bits
+    from lqz.entropy.depthmap import code_length as depth_map_bits
 
     rng = np.random.default_rng(2)
     choice = rng.integers(0, 3, size=(4, 6))

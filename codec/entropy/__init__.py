@@ -4,6 +4,8 @@
   the index <-> (shape, support, detail) split of the sub-symbol chain.
 - :mod:`.coder`: :class:`TokenEncoder` / :class:`TokenDecoder` (constriction range coding) and
   :func:`ideal_bits`.
+- :mod:`.depthmap`: the depth maps of adaptive depth (one choice per latent position), coded
+  in the same stream as the tokens.
 - :mod:`.chain`, :mod:`.kernels`, :mod:`.params`, :mod:`.detmath`: the deterministic coding
   path (grid-rounded parameters, exact conditional pmfs in numba).
 """

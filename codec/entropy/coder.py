@@ -114,6 +114,16 @@ class TokenEncoder:
             if sel.size:
                 self._coder.encode(detail[sel].astype(np.int32), _FAMILY, pmfs.detail[s])
 
+    def encode_symbols(self, symbols: np.ndarray, probabilities: np.ndarray) -> None:
+        """Code small-alphabet ``symbols`` (n,) under their rows of ``probabilities`` (n, K),
+        float64 rows summing to 1 (the leaky family quantizes them the same on every machine)."""
+        if self._finished:
+            raise RuntimeError("encode_symbols() after finish()")
+        symbols = np.asarray(symbols, dtype=np.int64)
+        if len(symbols):
+            self._coder.encode(symbols.astype(np.int32), _FAMILY, probabilities)
+        self._check = _update_check(self._check, symbols)
+
     def finish(self) -> bytes:
         """Close the stream and return its bytes (the encoder cannot be used afterwards)."""
         if not self._finished:
@@ -180,6 +190,14 @@ class TokenDecoder:
             out[start:stop] = self._decode_chunk(params)
         self._check = _update_check(self._check, out)
         return out
+
+    def decode_symbol(self, probabilities: np.ndarray) -> int:
+        """The next symbol of :meth:`TokenEncoder.encode_symbols`, under its row (K,)."""
+        if self._finished:
+            raise RuntimeError("decode_symbol() after finish()")
+        symbol = int(self._decode(_FAMILY, probabilities[None])[0])
+        self._check = _update_check(self._check, np.array([symbol]))
+        return symbol
 
     def _decode_chunk(self, params: CodingParams) -> np.ndarray:
         decoded = decoder_pmfs(

@@ -6,8 +6,9 @@ the adaptive one, where each latent position keeps the level minimizing ``D + la
 D the squared error of its stride x stride block in the uniform reconstruction at that level,
 R the bits of its tokens under the prior. The adaptive figures are then measured for real: the
 image synthesized from the mixed map, the tokens' bits under the prior reading only the coded
-tokens (as a decoder would), plus the depth map's own adaptive code length. Prints both curves,
-the block-predicted PSNR beside the real one, and the BD-rate of adaptive against uniform.
+tokens (as a decoder would), plus the depth map's code length (:mod:`lqz.entropy.depthmap`).
+Prints both curves, the block-predicted PSNR beside the real one, and the BD-rate of adaptive
+against uniform.
 
     python -m lqz.train.adaptive --weights models/lqz-mse.safetensors --data ../shared/train_images
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..entropy import depthmap
 from ..entropy.shell_pmf import log_prob
 from ..nn.model import LqzModel
 from ..nn.schedule import coding_steps, pass_mask
@@ -67,21 +69,6 @@ def choose_depths(errors: torch.Tensor, bits: torch.Tensor, lam: float) -> torch
     """Index (h, w) of the choice minimizing ``errors + lam * bits`` (both (C, h, w)) per
     position."""
     return (errors + lam * bits).argmin(0)
-
-
-def depth_map_bits(choice: np.ndarray, choices: int) -> float:
-    """Code length in bits of a map of choice indices (h, w) in raster order under adaptive
-    counts (start 0.5) per context (left, above; a border is its own value)."""
-    h, w = choice.shape
-    counts = np.full((choices + 1, choices + 1, choices), 0.5)
-    total = 0.0
-    for y in range(h):
-        for x in range(w):
-            c = counts[choice[y, x - 1] if x else choices, choice[y - 1, x] if y else choices]
-            v = choice[y, x]
-            total -= math.log2(c[v] / c.sum())
-            c[v] += 1
-    return total
 
 
 @dataclass
@@ -130,7 +117,7 @@ def measure_image(
         predicted = float(errors_t.gather(0, choice[None]).sum())
         coded = torch.arange(k)[:, None, None] < depth[None]
         bits = float(token_bits(model, indices, depth)[coded].sum())
-        map_bits = depth_map_bits(choice.numpy(), len(levels))
+        map_bits = depthmap.code_length(choice.numpy(), len(levels))
         se = float(block_errors(shown, x, s).sum())
         adaptive.append(
             Point(
