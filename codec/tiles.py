@@ -7,18 +7,22 @@ model's prior (:class:`lqz.nn.contract.CodingPrior`) and the range coder of
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
 import torch
 
+from .entropy import depthmap
 from .entropy.coder import TokenDecoder, TokenEncoder
+from .entropy.shell_pmf import log_prob
 from .leech import DIM
 from .leech import decode as leech_decode
 from .nn.contract import CodingPrior
 from .nn.model import LqzModel
 from .nn.refine import refine_indices
 from .nn.schedule import coding_steps, pass_mask
+from .nn.tokenizer import group_mask
 from .threads import single_threaded
 
 #: the prior and the encoder's tokenizer split the grid into two row bands (the second on a
@@ -112,54 +116,225 @@ def tile_indices(model: LqzModel, pixels: np.ndarray, groups: int, effort: int =
     return torch.cat(parts, dim=1)
 
 
-def encode_tile(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> bytes:
-    """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
-    steps of latent refinement (:func:`tile_indices`), with the exact prior."""
-    return encode_indices(model, tile_indices(model, pixels, groups, effort))
+def _band_errors(
+    model: LqzModel,
+    x: torch.Tensor,
+    indices: torch.Tensor,
+    choices: tuple[int, ...],
+    valid: tuple[int, int],
+    rows: tuple[int, int],
+) -> torch.Tensor:
+    """Squared error (C, r1 - r0, w) of every stride x stride block of latent rows ``rows``
+    when all positions keep ``choices[c]`` groups, from a window :data:`ENCODER_HALO` rows
+    larger; pixels beyond ``valid`` (padding) do not count."""
+    s = model.config.stride
+    r0, r1 = rows
+    a, b = max(0, r0 - ENCODER_HALO), min(indices.shape[1], r1 + ENCODER_HALO)
+    window = indices[:, a:b]
+    target = x[0, :, r0 * s : r1 * s]
+    seen = torch.zeros(target.shape[1:], dtype=torch.float64)
+    seen[: max(0, valid[0] - r0 * s), : valid[1]] = 1
+    out = []
+    with torch.inference_mode():  # mode is per thread: the worker's is off
+        for groups in choices:
+            depth = torch.full(window.shape[1:], groups)
+            shown = model.tokenizer.synthesize(masked_latent(model, window, depth)).clamp(0, 1)
+            shown = shown[0, :, (r0 - a) * s : (r1 - a) * s]
+            se = ((shown - target) ** 2).sum(0).double() * seen
+            out.append(se.view(r1 - r0, s, -1, s).sum((1, 3)))
+    return torch.stack(out)
 
 
 @torch.no_grad()
-def encode_indices(model: LqzModel, indices: torch.Tensor, exact: bool = True) -> bytes:
-    """Entropy-code token indices (k, h, w) with the prior (``exact``: the exact one, as
-    files from format version 3 on; else the float prior of earlier versions)."""
+def token_bits(
+    model: LqzModel, indices: torch.Tensor, depth: torch.Tensor | None = None, exact: bool = True
+) -> torch.Tensor:
+    """-log2 p (k, h, w) of every token (k, h, w) under the coding prior reading what a decoder
+    of ``depth`` holds (None: every token; entries the map leaves out are meaningless)."""
     prior = model.coding_prior(exact)
     k, h, w = indices.shape
-    latent = model.tokenizer.latent_of(indices[None])
-    encoder = TokenEncoder()
+    latent = masked_latent(model, indices, depth)
+    out = torch.zeros(k, h, w, dtype=torch.float64)
     for group, pass_ in coding_steps(model.config, k):
         where = pass_mask(h, w, pass_)
         tables, logits = _pass_prior(prior, latent, group, pass_)
+        bits = -log_prob(tables.double(), logits.double(), indices[group][where]) / math.log(2)
+        out[group][where] = bits
+    return out
+
+
+def tile_depths(
+    model: LqzModel,
+    pixels: np.ndarray,
+    indices: torch.Tensor,
+    choices: tuple[int, ...],
+    lam: float,
+) -> torch.Tensor:
+    """The depth map (h, w) of a uint8 (H, W, 3) tile with token indices (k, h, w),
+    k = ``choices[-1]``: each position keeps the count among ``choices`` minimizing its block's
+    squared error (pixels in [0, 1], every position at that count) plus ``lam`` times its
+    tokens' bits (under the float prior reading all k groups). Computed in the row bands of
+    :func:`tile_indices`, each on one thread: the same map whatever threads the caller allows."""
+    x = pad_to_stride(_to_tensor(pixels), model.config.stride)
+    bands = _bands(indices.shape[1])
+    parts = single_threaded(
+        [
+            partial(_band_errors, model, x, indices, choices, pixels.shape[:2], rows)
+            for rows in bands
+        ]
+    )
+    errors = torch.cat(parts, dim=1)
+    cumulative = token_bits(model, indices, exact=False).cumsum(0)
+    bits = cumulative[torch.tensor(choices) - 1]
+    return torch.tensor(choices)[(errors + lam * bits).argmin(0)]
+
+
+def encode_tile(
+    model: LqzModel,
+    pixels: np.ndarray,
+    groups: int,
+    effort: int = 0,
+    choices: tuple[int, ...] | None = None,
+    lam: float = 0.0,
+) -> bytes:
+    """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
+    steps of latent refinement (:func:`tile_indices`), with the exact prior. ``choices``
+    (ascending, the last ``groups``): adaptive depth, each position keeping one of them by
+    :func:`tile_depths` at ``lam``, the stream led by the depth map."""
+    indices = tile_indices(model, pixels, groups, effort)
+    if choices is None:
+        return encode_indices(model, indices)
+    depth = tile_depths(model, pixels, indices, choices, lam)
+    return encode_indices(model, indices, depth=depth, choices=choices)
+
+
+def masked_latent(
+    model: LqzModel, indices: torch.Tensor, depth: torch.Tensor | None
+) -> torch.Tensor:
+    """The codeword latent (1, 24T, h, w) of indices (k, h, w), keeping ``depth`` (h, w) token
+    groups per position (None: all k): what a decoder holds."""
+    latent = model.tokenizer.latent_of(indices[None])
+    if depth is None:
+        return latent
+    return latent * group_mask(depth[None], model.config.token_groups)
+
+
+def _coded(where: torch.Tensor, depth: torch.Tensor | None, group: int) -> torch.Tensor:
+    """Positions of a step's tokens: the pass's, those whose depth reaches the group."""
+    return where if depth is None else where & (depth > group)
+
+
+def _choices(depth: torch.Tensor, choices: tuple[int, ...]) -> np.ndarray:
+    """A depth map (group counts) as indices into ``choices``; ValueError for other counts."""
+    table = torch.tensor(choices)
+    found = (depth[..., None] == table).nonzero()
+    if len(found) != depth.numel():
+        raise ValueError(f"depths must be among {choices}")
+    return found[:, -1].view(depth.shape).numpy()
+
+
+@torch.no_grad()
+def encode_indices(
+    model: LqzModel,
+    indices: torch.Tensor,
+    exact: bool = True,
+    depth: torch.Tensor | None = None,
+    choices: tuple[int, ...] | None = None,
+) -> bytes:
+    """Entropy-code token indices (k, h, w) with the prior (``exact``: the exact one, as
+    files from format version 3 on; else the float prior of earlier versions).
+
+    ``depth`` (h, w), with ``choices`` (ascending group counts, the last k): the stream starts
+    with the depth map (:mod:`lqz.entropy.depthmap`) and codes each position's first
+    ``depth`` groups only."""
+    prior = model.coding_prior(exact)
+    k, h, w = indices.shape
+    encoder = TokenEncoder()
+    if depth is not None:
+        if choices is None or choices[-1] != k:
+            raise ValueError(f"a depth map needs its choices, the deepest {k}")
+        depthmap.encode(encoder, _choices(depth, choices), len(choices))
+    latent = masked_latent(model, indices, depth)
+    for group, pass_ in coding_steps(model.config, k):
+        where = pass_mask(h, w, pass_)
+        tables, logits = _pass_prior(prior, latent, group, pass_)
+        if depth is not None:
+            keep = depth[where] > group
+            tables, logits, where = tables[keep], logits[keep], _coded(where, depth, group)
         encoder.encode(tables, logits, indices[group][where])
     return encoder.finish()
 
 
-@torch.no_grad()
 def decode_indices(
     model: LqzModel, data: bytes, groups: int, height: int, width: int, exact: bool = True
 ) -> torch.Tensor:
     """Decode token indices (k, h, w) of a latent grid from entropy-coded bytes (``exact``: as
     :func:`encode_indices`)."""
+    return _decode_tokens(model, data, groups, height, width, exact, None)[0]
+
+
+def decode_adaptive(
+    model: LqzModel,
+    data: bytes,
+    choices: tuple[int, ...],
+    height: int,
+    width: int,
+    exact: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode the depth map (h, w) and the token indices (k, h, w), k = ``choices[-1]``, of a
+    stream :func:`encode_indices` wrote with a depth map; tokens the map leaves out are 0."""
+    indices, depth = _decode_tokens(model, data, choices[-1], height, width, exact, choices)
+    assert depth is not None
+    return indices, depth
+
+
+@torch.no_grad()
+def _decode_tokens(
+    model: LqzModel,
+    data: bytes,
+    groups: int,
+    height: int,
+    width: int,
+    exact: bool,
+    choices: tuple[int, ...] | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     prior = model.coding_prior(exact)
     latent = torch.zeros(1, model.config.token_channels, height, width)
     indices = torch.zeros(groups, height, width, dtype=torch.int64)
     decoder = TokenDecoder(data)
+    depth = None
+    if choices is not None:
+        picked = depthmap.decode(decoder, height, width, len(choices))
+        depth = torch.tensor(choices)[torch.from_numpy(picked)]
     for group, pass_ in coding_steps(model.config, groups):
         where = pass_mask(height, width, pass_)
         tables, logits = _pass_prior(prior, latent, group, pass_)
+        if depth is not None:
+            keep = depth[where] > group
+            tables, logits, where = tables[keep], logits[keep], _coded(where, depth, group)
         found = torch.from_numpy(np.asarray(decoder.decode(tables, logits)))
         indices[group][where] = found
         latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
     decoder.finish()
-    return indices
+    return indices, depth
 
 
 @torch.no_grad()
 def decode_tile(
-    model: LqzModel, data: bytes, groups: int, height: int, width: int, exact: bool = True
+    model: LqzModel,
+    data: bytes,
+    groups: int,
+    height: int,
+    width: int,
+    exact: bool = True,
+    choices: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3) (``exact``: as
-    :func:`encode_indices`)."""
+    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3) (``exact``,
+    ``choices``: as :func:`decode_indices`)."""
     s = model.config.stride
-    indices = decode_indices(model, data, groups, -(-height // s), -(-width // s), exact)
-    image = model.tokenizer.decode(indices[None])[0, :, :height, :width]
+    indices, depth = _decode_tokens(
+        model, data, groups, -(-height // s), -(-width // s), exact, choices
+    )
+    latent = masked_latent(model, indices, depth)
+    image = model.tokenizer.synthesize(latent).clamp(0, 1)[0, :, :height, :width]
     return (image * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -69,3 +69,89 @@ def test_bad_choices_and_bad_streams() -> None:
             decoded = depthmap.decode(decoder, 16, 16, 4)
             decoder.finish()
             assert not np.array_equal(decoded, choice)  # pragma: no cover
+
+
+def tiny_model(seed: int):
+    from lqz.nn.model import LqzModel
+    from lqz.train.loop import TINY
+
+    torch.manual_seed(seed)
+    model = LqzModel(TINY).eval()
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_tile_round_trip_with_a_depth_map() -> None:
+    """The decoder gets the map and every token it keeps; pixels are the masked latent's."""
+    from lqz import tiles
+
+    model = tiny_model(1)
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(45, 70, 3), dtype=np.uint8)
+    indices = tiles.tile_indices(model, pixels, 3)
+    depth = torch.from_numpy(rng.choice([1, 2, 3], size=indices.shape[1:]))
+    data = tiles.encode_indices(model, indices, depth=depth, choices=(1, 2, 3))
+    decoded, got = tiles.decode_adaptive(model, data, (1, 2, 3), *indices.shape[1:])
+    assert torch.equal(got, depth)
+    kept = torch.arange(3)[:, None, None] < depth[None]
+    assert torch.equal(decoded[kept], indices[kept]) and not decoded[~kept].any()
+    image = tiles.decode_tile(model, data, 3, 45, 70, choices=(1, 2, 3))
+    latent = tiles.masked_latent(model, indices, depth)
+    expected = model.tokenizer.synthesize(latent).clamp(0, 1)[0, :, :45, :70]
+    assert np.array_equal(image, (expected * 255).round().byte().permute(1, 2, 0).numpy())
+    # fewer tokens, fewer bytes; a wrong choice set does not decode
+    assert len(data) < len(tiles.encode_indices(model, indices))
+    with pytest.raises(CorruptStream):
+        tiles.decode_adaptive(model, data, (2, 3), *indices.shape[1:])
+    with pytest.raises(ValueError, match="among"):
+        tiles.encode_indices(model, indices, depth=depth * 0 + 4, choices=(1, 2, 3))
+
+
+def test_depth_choice_against_brute_force_costs() -> None:
+    """tile_depths is the argmin of block error + lam * bits, each computed independently."""
+    from lqz import tiles
+
+    model = tiny_model(2)
+    rng = np.random.default_rng(6)
+    pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+    choices = (1, 2, 3)
+    indices = tiles.tile_indices(model, pixels, 3)
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    bits = tiles.token_bits(model, indices, exact=False)
+    errors = []
+    for c in choices:
+        shown = model.tokenizer.decode(indices[None, :c])
+        se = ((shown - x) ** 2).sum(1)[0].double()
+        errors.append(se.view(5, 8, 6, 8).sum((1, 3)))
+    for lam in (0.0, 0.01, 1e6):
+        depth = tiles.tile_depths(model, pixels, indices, choices, lam)
+        for y in range(5):
+            for col in range(6):
+                costs = [
+                    float(errors[i][y, col]) + lam * float(bits[:c, y, col].sum())
+                    for i, c in enumerate(choices)
+                ]
+                best = min(costs)
+                assert costs[choices.index(int(depth[y, col]))] <= best + 1e-6 * (1 + best)
+    assert (tiles.tile_depths(model, pixels, indices, choices, 1e6) == 1).all()
+
+
+def test_depth_choice_does_not_depend_on_threads() -> None:
+    from lqz import tiles
+
+    model = tiny_model(3)
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, size=(150, 40, 3), dtype=np.uint8)  # two bands
+    indices = tiles.tile_indices(model, pixels, 3)
+    threads = torch.get_num_threads()
+    maps = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            maps.append(tiles.tile_depths(model, pixels, indices, (1, 2, 3), 0.002))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(maps[0], maps[1])
+    assert maps[0].unique().numel() > 1
