@@ -71,6 +71,10 @@ class ModelSet:
         rung = self.ladder.rung(quality)
         return _load(rung.weights, self.ladder.model_ids[rung.weights]), rung.level
 
+    def lam(self, quality: int) -> float | None:
+        """The adaptive-depth trade-off of ``quality``, or None (one depth everywhere)."""
+        return self.ladder.rung(quality).lam
+
     def for_header(self, header: fmt.Header) -> tuple[LoadedModel, int]:
         """The model and group count that decode a file with ``header`` (already checked to
         name one of :attr:`model_ids`)."""
@@ -120,7 +124,7 @@ def qualities() -> tuple[int, ...]:
 def quality_of(header: fmt.Header) -> int | None:
     """The quality a file with ``header`` was coded at, if the ladder in use has its model."""
     try:
-        return model_set().ladder.quality_of(header.model_id, header.level)
+        return model_set().ladder.quality_of(header.model_id, header.level, header.depth_maps)
     except LqzError:
         return None
 
@@ -169,9 +173,12 @@ def _encode_at(prepared, models: ModelSet, quality: int, tile_size: int, effort:
     from .tiles import encode_tile
 
     loaded, level = models.at(quality)
-    groups = loaded.model.config.groups_at(level)
+    config = loaded.model.config
+    groups = config.groups_at(level)
+    lam = models.lam(quality)
+    choices = None if lam is None else config.levels[:level]
     header = fmt.Header(
-        version=fmt.FORMAT_VERSION,
+        version=fmt.FORMAT_VERSION if lam is None else fmt.DEPTH_MAP_VERSION,
         model_id=loaded.model_id,
         level=level,
         fine=0,
@@ -181,9 +188,10 @@ def _encode_at(prepared, models: ModelSet, quality: int, tile_size: int, effort:
         has_alpha=prepared.alpha is not None,
         tile_size=tile_size,
         writer=writer(),
+        depth_maps=lam is not None,
     )
     tiles = [
-        encode_tile(loaded.model, prepared.rgb[y0:y1, x0:x1], groups, effort)
+        encode_tile(loaded.model, prepared.rgb[y0:y1, x0:x1], groups, effort, choices, lam or 0.0)
         for x0, y0, x1, y1 in header.tile_boxes()
     ]
     alpha = fmt.compress_alpha(prepared.alpha) if prepared.alpha is not None else None
@@ -305,9 +313,10 @@ def decode(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Im
     )
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     exact = header.version >= fmt.EXACT_PRIOR_VERSION
+    choices = loaded.model.config.levels[: header.level] if header.depth_maps else None
     with torch.inference_mode(), torch_threads_kept():
         for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
             rgb[y0:y1, x0:x1] = decode_tile(
-                loaded.model, bytes(payload), groups, y1 - y0, x1 - x0, exact
+                loaded.model, bytes(payload), groups, y1 - y0, x1 - x0, exact, choices
             )
     return restore(rgb, header.channels == 1, alpha)

@@ -1,4 +1,4 @@
-"""The ``.lqz`` container, format versions 1 to 3: the one module that reads and writes it.
+"""The ``.lqz`` container, format versions 1 to 4: the one module that reads and writes it.
 
 Layout (all integers little-endian; ``docs/FORMAT.md`` is the full specification)::
 
@@ -7,6 +7,8 @@ Layout (all integers little-endian; ``docs/FORMAT.md`` is the full specification
                    60 (v2+)   the writer (16 bytes), then the CRC32 of all the bytes before it
     section table  8 x E      (u32 length, u32 CRC32) per section: the tiles row-major,
                               then the alpha section if flag bit 0 is set
+                              (version 4: flag bit 1, each tile's stream opens with
+                              its depth map)
     index CRC      4 bytes    CRC32 of everything before it (fixed header and table)
     payload                   the sections, back to back, in table order
 
@@ -66,10 +68,13 @@ MAGIC = b"\x89LQZ\r\n\x1a\n"
 #: as version 2, codes its tokens with the exact prior, :mod:`lqz.nn.exact_prior`).
 FORMAT_VERSION = 3
 #: Versions this module reads and writes.
-SUPPORTED_VERSIONS = frozenset({1, 2, 3})
+SUPPORTED_VERSIONS = frozenset({1, 2, 3, 4})
 #: The first version whose tokens are coded with the exact prior (the same pmfs on every
 #: machine); earlier files were coded with the float prior.
 EXACT_PRIOR_VERSION = 3
+#: The first version that may set :data:`FLAG_DEPTH_MAPS` (laid out as version 3); lqz writes
+#: it only for files that set it, so files without depth maps stay readable by older readers.
+DEPTH_MAP_VERSION = 4
 
 MODEL_ID_SIZE = 8
 MAX_DIMENSION = 65535
@@ -90,9 +95,18 @@ CHANNELS_GRAY = 1
 CHANNELS_RGB = 3
 CHANNEL_CODES = (CHANNELS_GRAY, CHANNELS_RGB)
 
-#: Flag bits; every other bit must be 0 in version 1.
+#: Flag bits; every other bit must be 0.
 FLAG_ALPHA = 0x01
-KNOWN_FLAGS = FLAG_ALPHA
+#: Version 4 on: adaptive depth. Every tile's token stream opens with its depth map, one choice
+#: per latent position among the group counts of the model's levels 1..``level``
+#: (:mod:`lqz.entropy.depthmap`), and codes at each position only the groups its depth keeps.
+FLAG_DEPTH_MAPS = 0x02
+
+
+def known_flags(version: int) -> int:
+    """The flag bits a ``version`` header may set."""
+    return FLAG_ALPHA | (FLAG_DEPTH_MAPS if version >= DEPTH_MAP_VERSION else 0)
+
 
 #: zlib level compress_alpha uses (any valid zlib stream decodes; the level is not format).
 ALPHA_ZLIB_LEVEL = 9
@@ -112,6 +126,7 @@ FIXED_HEADER_SIZES = {
     1: FIXED_HEADER_SIZE,
     2: _FIXED.size + _WRITER.size + _CRC.size,
     3: _FIXED.size + _WRITER.size + _CRC.size,
+    4: _FIXED.size + _WRITER.size + _CRC.size,
 }
 ENTRY_SIZE = _ENTRY.size
 CRC_SIZE = _CRC.size
@@ -160,7 +175,8 @@ class Header:
     """Everything the fixed header records (the section table lives in the file only).
 
     ``level`` is the level of the model (1-based), ``writer`` the program that wrote the file
-    (``"lqz 0.1.0"``): required in version 2, ``None`` in version 1, which does not record it.
+    (``"lqz 0.1.0"``): required from version 2 on, ``None`` in version 1, which does not record
+    it. ``depth_maps``: the tiles' streams open with depth maps (version 4 on).
     Constructing one with values the format cannot store raises
     :class:`~lqz.errors.FormatLimitError`.
     """
@@ -175,6 +191,7 @@ class Header:
     has_alpha: bool
     tile_size: int
     writer: str | None = None
+    depth_maps: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -184,6 +201,12 @@ class Header:
         except TypeError as exc:
             raise FormatLimitError(f"header field of the wrong type: {exc}") from None
         object.__setattr__(self, "has_alpha", bool(self.has_alpha))
+        object.__setattr__(self, "depth_maps", bool(self.depth_maps))
+        if self.depth_maps and self.version < DEPTH_MAP_VERSION:
+            raise FormatLimitError(
+                f"cannot store in an .lqz header: depth maps need format version "
+                f"{DEPTH_MAP_VERSION}, not {self.version}"
+            )
         problem = _field_problem(
             self.version,
             self.model_id,
@@ -298,7 +321,7 @@ def pack(header: Header, tiles: Sequence[Buffer], alpha: Buffer | None = None) -
             raise FormatLimitError(f"section {i} has {s.nbytes} bytes (at most 2^32 - 1)")
     head_len = header_size(header)
     file_length = head_len + sum(s.nbytes for s in sections)
-    flags = FLAG_ALPHA if header.has_alpha else 0
+    flags = (FLAG_ALPHA if header.has_alpha else 0) | (FLAG_DEPTH_MAPS if header.depth_maps else 0)
     fixed = _FIXED.pack(
         MAGIC,
         header.version,
@@ -391,7 +414,7 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
         if problem is not None:
             raise ImplausibleHeader(f"implausible .lqz header: {problem}")
     # From here the fixed fields are what the writer wrote: check they make sense.
-    if flags & ~KNOWN_FLAGS:
+    if flags & ~known_flags(version):
         raise ImplausibleHeader(f"implausible .lqz header: unknown flag bits 0x{flags:02x}")
     if reserved != 0:
         raise ImplausibleHeader(f"implausible .lqz header: reserved byte is {reserved}, not 0")
@@ -409,6 +432,7 @@ def _parse(data: Buffer) -> tuple[Header, np.ndarray, int, int]:
         has_alpha=bool(flags & FLAG_ALPHA),
         tile_size=tile_size,
         writer=writer,
+        depth_maps=bool(flags & FLAG_DEPTH_MAPS),
     )
     if declared_tiles != header.num_tiles:
         raise ImplausibleHeader(

@@ -61,7 +61,7 @@ def quality_of(header: fmt.Header) -> int | None:
     from .qualities import ladder_path
 
     try:
-        return _ladder(ladder_path()).quality_of(header.model_id, header.level)
+        return _ladder(ladder_path()).quality_of(header.model_id, header.level, header.depth_maps)
     except LqzError:
         return None
 

@@ -10,6 +10,11 @@ A ladder is a JSON file next to the weights it names (``models/ladder.json``)::
 
     {"qualities": [{"weights": "lqz-mse-s16.safetensors", "level": 1}, ...]}
 
+A rung with ``"lambda": lam`` codes with adaptive depth (format version 4): each latent position
+keeps one of the group counts of the model's levels 1..``level``, chosen by the encoder at that
+trade-off (:func:`lqz.tiles.tile_depths`); the file's header records the model, the level and
+the depth-map flag, so a ladder has at most one such rung per (model, level).
+
 or a single weights file, whose levels are then the qualities. Reading a ladder needs neither
 torch nor the tensors: ids are file hashes and levels come from the safetensors metadata.
 """
@@ -61,10 +66,16 @@ def model_levels(path: Path) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Rung:
-    """One quality: ``level`` (1-based) of the model in ``weights``."""
+    """One quality: ``level`` (1-based) of the model in ``weights``; ``lam``: with adaptive
+    depth at that trade-off (squared error of pixels in [0, 1] per bit), else None."""
 
     weights: Path
     level: int
+    lam: float | None = None
+
+    @property
+    def depth_maps(self) -> bool:
+        return self.lam is not None
 
 
 @dataclass(frozen=True)
@@ -81,14 +92,14 @@ class Ladder:
             return cls(tuple(Rung(path, i) for i in range(1, len(model_levels(path)) + 1)))
         try:
             spec = json.loads(path.read_text())
-            entries = [(e["weights"], e["level"]) for e in spec["qualities"]]
+            entries = [(e["weights"], e["level"], e.get("lambda")) for e in spec["qualities"]]
         except OSError as exc:
             raise WeightsError(f"cannot read quality ladder {path}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError):
             raise WeightsError(f"{path} is not a quality ladder (see lqz/qualities.py)") from None
         if not entries:
             raise WeightsError(f"quality ladder {path} is empty")
-        rungs = tuple(Rung(path.parent / str(w), level) for w, level in entries)
+        rungs = tuple(Rung(path.parent / str(w), level, lam) for w, level, lam in entries)
         counts = {w: len(model_levels(w)) for w in {r.weights for r in rungs}}  # once per file
         for rung in rungs:
             count = counts[rung.weights]
@@ -96,6 +107,15 @@ class Ladder:
                 raise WeightsError(
                     f"{path}: level {rung.level!r} of {rung.weights.name}, which has 1..{count}"
                 )
+            if rung.lam is not None and (
+                isinstance(rung.lam, bool)
+                or not isinstance(rung.lam, int | float)
+                or not 0 <= rung.lam < float("inf")
+            ):
+                raise WeightsError(f"{path}: lambda {rung.lam!r} is not a number >= 0")
+        keys = [(r.weights, r.level, r.depth_maps) for r in rungs]
+        if len(set(keys)) != len(keys):
+            raise WeightsError(f"{path}: two qualities code the same level of the same model")
         return cls(rungs)
 
     @property
@@ -113,6 +133,8 @@ class Ladder:
         h = hashlib.sha256()
         for rung in self.rungs:
             h.update(self.model_ids[rung.weights] + rung.level.to_bytes(2, "little"))
+            if rung.lam is not None:  # one-level-per-image ladders keep the identity they had
+                h.update(repr(float(rung.lam)).encode())
         return h.hexdigest()[:16]
 
     def rung(self, quality: int) -> Rung:
@@ -122,10 +144,13 @@ class Ladder:
         """The weights file whose id is ``model``, if the ladder has it."""
         return next((p for p, i in self.model_ids.items() if i == bytes(model)), None)
 
-    def quality_of(self, model: bytes, level: int) -> int | None:
-        """The quality whose rung is ``level`` of model ``model``, if any."""
+    def quality_of(self, model: bytes, level: int, depth_maps: bool = False) -> int | None:
+        """The quality whose rung is ``level`` of model ``model``, with adaptive depth or
+        not, if any."""
         for quality, rung in enumerate(self.rungs, start=1):
-            if rung.level == level and self.model_ids[rung.weights] == bytes(model):
+            if (rung.level, rung.depth_maps) == (level, depth_maps) and self.model_ids[
+                rung.weights
+            ] == bytes(model):
                 return quality
         return None
 

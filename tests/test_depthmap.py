@@ -155,3 +155,56 @@ def test_depth_choice_does_not_depend_on_threads() -> None:
         torch.set_num_threads(threads)
     assert torch.equal(maps[0], maps[1])
     assert maps[0].unique().numel() > 1
+
+
+@pytest.fixture
+def adaptive_ladder(tmp_path, monkeypatch):
+    """A ladder of the main shipped model: level 3 as one depth, then with adaptive depth at
+    two trade-offs (levels 2 and 3)."""
+    import json
+
+    from lqz import api
+    from lqz.qualities import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip("needs the shipped model")
+    ladder = tmp_path / "ladder.json"
+    w = str(DEFAULT_WEIGHTS)
+    spec = [
+        {"weights": w, "level": 1},
+        {"weights": w, "level": 3},
+        {"weights": w, "level": 2, "lambda": 1e9},
+        {"weights": w, "level": 3, "lambda": 0.002},
+    ]
+    ladder.write_text(json.dumps({"qualities": spec}))
+    monkeypatch.setenv("LQZ_WEIGHTS", str(ladder))
+    api.clear_cache()
+    yield ladder
+    api.clear_cache()
+
+
+def test_adaptive_quality_writes_depth_maps(adaptive_ladder) -> None:
+    from lqz import api
+    from lqz import format as fmt
+
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:72, 0:100]
+    picture = np.stack([xx * 2, yy * 3, (xx + yy)], -1) % 256
+    picture[30:60, 40:90] = rng.integers(0, 256, size=(30, 50, 3))  # a busy region
+    picture = picture.astype(np.uint8)
+    files = {q: api.encode(picture, quality=q, effort=0) for q in (1, 2, 3, 4)}
+    headers = {q: fmt.read_header(d) for q, d in files.items()}
+    assert [headers[q].version for q in (1, 2, 3, 4)] == [3, 3, 4, 4]
+    assert [headers[q].depth_maps for q in (1, 2, 3, 4)] == [False, False, True, True]
+    assert [api.quality_of(h) for h in headers.values()] == [1, 2, 3, 4]
+    decoded = {q: np.asarray(api.decode(d)) for q, d in files.items()}
+    # a trade-off no token is worth keeps one group everywhere: level 1's tokens and pixels
+    assert np.array_equal(decoded[3], decoded[1])
+    assert len(files[1]) <= len(files[3]) < len(files[1]) + 8  # the map costs a few bits
+    # a real trade-off lands between one group and three everywhere
+    assert len(files[1]) < len(files[4]) < len(files[2])
+
+    def error(q: int) -> float:
+        return float(((decoded[q].astype(float) - picture) ** 2).mean())
+
+    assert error(2) < error(4) < error(1)

@@ -84,8 +84,8 @@ WRITER = "lqz 9.8.7"
 
 
 def make_header(**changes: object) -> fmt.Header:
-    """A version 1 header (``version=2``: a version 2 one, with :data:`WRITER`)."""
-    if changes.get("version") == 2:
+    """A version 1 header (``version=2`` or later: with :data:`WRITER`)."""
+    if changes.get("version", 1) >= 2:
         changes.setdefault("writer", WRITER)
     fields = dict(
         version=1,
@@ -156,7 +156,7 @@ def forge(
         tiles,
         file_length,
     )
-    if version == 2:
+    if version >= 2:
         fixed += writer.ljust(16, b"\0")
     out = bytearray(fixed + struct.pack("<I", zlib.crc32(fixed)))
     for entry in entries:
@@ -197,8 +197,10 @@ def test_golden_file_version_2() -> None:
 
 def test_constants() -> None:
     assert fmt.FORMAT_VERSION == 3 and fmt.MAGIC == b"\x89LQZ\r\n\x1a\n"
-    assert sorted(fmt.SUPPORTED_VERSIONS) == [1, 2, 3]
-    assert fmt.FIXED_HEADER_SIZES == {1: 44, 2: 60, 3: 60} and fmt.EXACT_PRIOR_VERSION == 3
+    assert sorted(fmt.SUPPORTED_VERSIONS) == [1, 2, 3, 4]
+    assert fmt.FIXED_HEADER_SIZES == {1: 44, 2: 60, 3: 60, 4: 60}
+    assert fmt.EXACT_PRIOR_VERSION == 3 and fmt.DEPTH_MAP_VERSION == 4
+    assert fmt.FLAG_DEPTH_MAPS == 0x02
     assert fmt.FIXED_HEADER_SIZE == 44 and fmt.ENTRY_SIZE == 8 and fmt.CRC_SIZE == 4
     assert fmt.MAX_DIMENSION == 65535 and fmt.MAX_TILE_SIZE == 4096 and fmt.TILE_ALIGN == 16
     assert fmt.MAX_TILES == 4096 * 4096
@@ -312,7 +314,10 @@ def test_sections_read_independently() -> None:
 
 def test_header_and_pack_refuse_unstorable_values() -> None:
     for changes in (
-        dict(version=3),
+        dict(version=3, writer=None),
+        dict(version=4, writer=None),
+        dict(version=3, depth_maps=True),
+        dict(version=5),
         dict(version=2, writer=None),
         dict(version=2, writer=""),
         dict(version=2, writer="lqz é"),
@@ -357,7 +362,7 @@ def test_bad_magic() -> None:
             fmt.read_header(data)
 
 
-@pytest.mark.parametrize("version", [0, 4, 255])
+@pytest.mark.parametrize("version", [0, 5, 255])
 def test_unsupported_version(version: int) -> None:
     for data in (forge(version=version), small_file()[:8] + bytes([version]) + small_file()[9:]):
         with pytest.raises(UnsupportedVersion) as exc:
@@ -461,6 +466,8 @@ def test_huge_image_tiny_file(tile_size: int) -> None:
         dict(channels=0),
         dict(channels=4),
         dict(flags=0x02),
+        dict(version=3, flags=0x02),  # depth maps from version 4 on
+        dict(version=4, flags=0x04),
         dict(flags=0x80),
         dict(reserved=1),
         dict(fine=7),
@@ -487,6 +494,20 @@ def test_implausible_header(fields: dict) -> None:
     assert one_line(exc).startswith("implausible .lqz header")
     with pytest.raises(ImplausibleHeader):
         fmt.read_header(data)
+
+
+def test_depth_map_flag_round_trips_in_version_4() -> None:
+    """Version 4 is version 3's layout; flag bit 1 says the tiles' streams open with depth maps."""
+    header = make_header(version=4, depth_maps=True)
+    data = fmt.pack(header, [b"x"] * header.num_tiles)
+    assert data[8] == 4 and data[9] == fmt.FLAG_DEPTH_MAPS
+    assert fmt.read_header(data) == header and fmt.unpack(data)[0].depth_maps
+    plain = fmt.pack(make_header(version=4), [b"x"] * 8)
+    assert plain[9] == 0 and not fmt.read_header(plain).depth_maps
+    v3 = fmt.pack(make_header(version=3), [b"x"] * 8)
+    assert data[10:40] == v3[10:40]  # the fields after the version and flags: as version 3
+    with pytest.raises(FormatLimitError, match="version 4"):
+        make_header(version=3, depth_maps=True)
 
 
 def test_trailing_data() -> None:
