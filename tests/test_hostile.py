@@ -169,3 +169,44 @@ def test_truncated_stream_fails_early(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CorruptStream, match="ends before"):
         _decode_payload(stream[: len(stream) // 4].rstrip(b"\0"), 3, 128)
     assert sum(symbols) < whole / 2, (sum(symbols), whole)
+
+
+def depth_map_file(payload: bytes, side: int = fmt.MAX_TILE_SIZE) -> bytes:
+    """A version 4 file with the depth-map flag: top level of the main model, one tile."""
+    model_id, level = POINTS[-1][1], POINTS[-1][2]
+    header = fmt.Header(
+        version=fmt.DEPTH_MAP_VERSION,
+        model_id=model_id,
+        level=level,
+        fine=0,
+        width=side,
+        height=side,
+        channels=3,
+        has_alpha=False,
+        tile_size=side,
+        writer=api.writer(),
+        depth_maps=True,
+    )
+    return fmt.pack(header, [payload])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hostile_depth_map_tile_fails(kind: str) -> None:
+    """Empty, cut and random payloads of a depth-map tile; a real tile without a map."""
+    from lqz.tiles import encode_tile
+
+    _, model_id, level = POINTS[-1]
+    loaded, groups = api.model_set().for_header(
+        fmt.read_header(hostile_file("empty", model_id, level))
+    )
+    choices = loaded.model.config.levels[:level]
+    real = encode_tile(loaded.model, picture(3), groups, 0, choices, 0.002)
+    assert np.asarray(lqz.decode(depth_map_file(real, 48))).shape == (48, 48, 3)
+    payload = {"empty": b"", "truncated": real[: len(real) // 2].rstrip(b"\0")}.get(
+        kind, hostile_payload("random", model_id, level)
+    )
+    assert isinstance(refused(depth_map_file(payload)), CorruptStream)
+    # a stream without a map, read as one, and a map stream read as none
+    plain = real_tile(model_id, level)
+    assert isinstance(refused(depth_map_file(plain, 48)), CorruptStream)
+    assert isinstance(refused(one_tile_file(model_id, level, 48, real)), CorruptStream)
