@@ -163,18 +163,15 @@ def token_bits(
     return out
 
 
-def tile_depths(
-    model: LqzModel,
-    pixels: np.ndarray,
-    indices: torch.Tensor,
-    choices: tuple[int, ...],
-    lam: float,
-) -> torch.Tensor:
-    """The depth map (h, w) of a uint8 (H, W, 3) tile with token indices (k, h, w),
-    k = ``choices[-1]``: each position keeps the count among ``choices`` minimizing its block's
-    squared error (pixels in [0, 1], every position at that count) plus ``lam`` times its
-    tokens' bits (under the float prior reading all k groups). Computed in the row bands of
-    :func:`tile_indices`, each on one thread: the same map whatever threads the caller allows."""
+def depth_costs(
+    model: LqzModel, pixels: np.ndarray, indices: torch.Tensor, choices: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(errors, bits), each (C, h, w) float64, of a uint8 (H, W, 3) tile with token indices
+    (k, h, w), k = ``choices[-1]``: per position, its block's squared error (pixels in [0, 1])
+    when every position keeps ``choices[c]`` groups, and its first ``choices[c]`` tokens' bits
+    under the float prior reading all k groups. Computed in the row bands of
+    :func:`tile_indices`, each on one thread: the same figures whatever threads the caller
+    allows."""
     x = pad_to_stride(_to_tensor(pixels), model.config.stride)
     bands = _bands(indices.shape[1])
     parts = single_threaded(
@@ -183,10 +180,30 @@ def tile_depths(
             for rows in bands
         ]
     )
-    errors = torch.cat(parts, dim=1)
     cumulative = token_bits(model, indices, exact=False).cumsum(0)
-    bits = cumulative[torch.tensor(choices) - 1]
+    return torch.cat(parts, dim=1), cumulative[torch.tensor(choices) - 1]
+
+
+def choose_depths(
+    errors: torch.Tensor, bits: torch.Tensor, choices: tuple[int, ...], lam: float
+) -> torch.Tensor:
+    """The depth map (h, w): per position the count among ``choices`` minimizing
+    ``errors + lam * bits`` (both (C, h, w), :func:`depth_costs`)."""
     return torch.tensor(choices)[(errors + lam * bits).argmin(0)]
+
+
+def tile_depths(
+    model: LqzModel,
+    pixels: np.ndarray,
+    indices: torch.Tensor,
+    choices: tuple[int, ...],
+    lam: float,
+) -> torch.Tensor:
+    """The encoder's depth map (h, w) of a tile at trade-off ``lam`` (squared error per bit):
+    :func:`choose_depths` of :func:`depth_costs`. Each position's cost assumes its neighbours
+    keep its own count (models trained on random depth maps make that a fair guess)."""
+    errors, bits = depth_costs(model, pixels, indices, choices)
+    return choose_depths(errors, bits, choices, lam)
 
 
 def encode_tile(

@@ -102,19 +102,6 @@ def test_tiny_model_trains_on_depth_maps(tmp_path, learnable_images) -> None:
     assert bits[-1] < bits[0]
 
 
-def test_choose_depths_is_the_brute_force_minimum() -> None:
-    from lqz.train.adaptive import choose_depths
-
-    torch.manual_seed(5)
-    errors, bits = torch.rand(4, 3, 5).double(), torch.rand(4, 3, 5).double() * 20
-    for lam in (0.0, 0.01, 0.1, 10.0):
-        choice = choose_depths(errors, bits, lam)
-        for y in range(3):
-            for x in range(5):
-                costs = [float(errors[c, y, x] + lam * bits[c, y, x]) for c in range(4)]
-                assert int(choice[y, x]) == costs.index(min(costs))
-
-
 def test_depth_map_code_length_is_the_adaptive_code_length() -> None:
     """Against a dictionary-of-counts reference; a constant map costs less than a noisy one."""
     import numpy as np
@@ -138,17 +125,19 @@ def test_depth_map_code_length_is_the_adaptive_code_length() -> None:
 
 
 def test_adaptive_measure_matches_uniform_when_one_level_is_free() -> None:
-    """With lam 0 every position picks its lowest-error level; the real figures come out."""
+    """With a huge lam every position keeps the fewest groups: the uniform first level."""
+    import numpy as np
+
     from lqz.train.adaptive import measure_image
 
     torch.manual_seed(6)
     model = LqzModel(TINY).eval()
-    x = torch.rand(1, 3, 32, 48)
-    uniform, adaptive = measure_image(model, x, (0.0, 1e9))
+    pixels = np.random.default_rng(6).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
+    uniform, adaptive = measure_image(model, pixels, (0.0, 1e9))
     assert len(uniform) == len(TINY.levels) and len(adaptive) == 2
     assert all(u.psnr == u.predicted_psnr for u in uniform)
     assert [u.bpp for u in uniform] == sorted(u.bpp for u in uniform)
     # a huge lam keeps the fewest groups everywhere: the uniform first level's tokens exactly
     cheapest = adaptive[1]
-    assert cheapest.psnr == pytest.approx(uniform[0].psnr, abs=1e-9)
+    assert cheapest.psnr == pytest.approx(uniform[0].psnr, abs=1e-5)  # threads: float rounding
     assert cheapest.bpp - cheapest.depth_bpp == pytest.approx(uniform[0].bpp, rel=1e-9)

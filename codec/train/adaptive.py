@@ -2,9 +2,9 @@
 
 For a model and held-out images (the last ``--holdout`` of ``--data``, centre crops of
 512 x 768, Kodak's size): the uniform curve (every position coded with one level's groups) and
-the adaptive one, where each latent position keeps the level minimizing ``D + lam * R``:
-D the squared error of its stride x stride block in the uniform reconstruction at that level,
-R the bits of its tokens under the prior. The adaptive figures are then measured for real: the
+the adaptive one, where each latent position keeps the level the encoder picks at ``lam``
+(:func:`lqz.tiles.tile_depths`: its block's squared error in the uniform reconstruction at that
+level plus ``lam`` times its tokens' bits). The adaptive figures are then measured for real: the
 image synthesized from the mixed map, the tokens' bits under the prior reading only the coded
 tokens (as a decoder would), plus the depth map's code length (:mod:`lqz.entropy.depthmap`).
 Prints both curves, the block-predicted PSNR beside the real one, and the BD-rate of adaptive
@@ -23,52 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import tiles
 from ..entropy import depthmap
-from ..entropy.shell_pmf import log_prob
 from ..nn.model import LqzModel
-from ..nn.schedule import coding_steps, pass_mask
-from ..nn.tokenizer import group_mask
 from .data import list_images, load_rgb
 
 #: held-out crop (height, width): Kodak's landscape size
 CROP = (512, 768)
 #: default trade-offs, squared error (pixels in [0, 1]) per bit
 LAMBDAS = (0.02, 0.008, 0.003, 0.0012, 0.0005, 0.0002)
-
-
-def masked(model: LqzModel, indices: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """Codeword latent (1, 24T, h, w) of ``indices`` (1, k, h, w) keeping ``depth`` (h, w)
-    groups per position: what a decoder of the depth map holds."""
-    latent = model.tokenizer.latent_of(indices)
-    return latent * group_mask(depth[None], model.config.token_groups)
-
-
-@torch.no_grad()
-def token_bits(model: LqzModel, indices: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """-log2 p (k, h, w) of every token under the prior reading the tokens ``depth`` keeps
-    (entries of tokens not coded are meaningless)."""
-    _, k, h, w = indices.shape
-    latent = masked(model, indices, depth)
-    out = torch.zeros(k, h, w, dtype=torch.float64)
-    for group, pass_ in coding_steps(model.config, k):
-        tables, logits = model.prior(latent, group, pass_)
-        where = pass_mask(h, w, pass_)
-        bits = -log_prob(tables[0], logits[0], indices[0, group]) / math.log(2)
-        out[group][where] = bits[where].double()
-    return out
-
-
-def block_errors(a: torch.Tensor, b: torch.Tensor, stride: int) -> torch.Tensor:
-    """Squared error (h, w) of each stride x stride block of (1, 3, H, W) images."""
-    se = ((a - b) ** 2).sum(1)[0].double()
-    h, w = se.shape[0] // stride, se.shape[1] // stride
-    return se.view(h, stride, w, stride).sum((1, 3))
-
-
-def choose_depths(errors: torch.Tensor, bits: torch.Tensor, lam: float) -> torch.Tensor:
-    """Index (h, w) of the choice minimizing ``errors + lam * bits`` (both (C, h, w)) per
-    position."""
-    return (errors + lam * bits).argmin(0)
 
 
 @dataclass
@@ -89,48 +52,47 @@ def psnr_of(squared_error: float, values: int) -> float:
 
 @torch.no_grad()
 def measure_image(
-    model: LqzModel, x: torch.Tensor, lambdas: tuple[float, ...]
+    model: LqzModel, pixels: np.ndarray, lambdas: tuple[float, ...]
 ) -> tuple[list[Point], list[Point]]:
-    """(uniform points per level, adaptive points per lambda) of one image (1, 3, H, W)."""
-    levels = list(model.config.levels)
-    k, s = levels[-1], model.config.stride
-    tok = model.tokenizer
-    indices = tok.encode(x, k)
-    h, w = indices.shape[-2:]
-    pixels, values = x.shape[-1] * x.shape[-2], x.numel()
-    errors, uniform = [], []
-    for groups in levels:
-        depth = torch.full((h, w), groups)
-        shown = tok.synthesize(masked(model, indices, depth)).clamp(0, 1)
-        errors.append(block_errors(shown, x, s))
-        bits = token_bits(model, indices, depth)[:groups].sum()
-        se = float(errors[-1].sum())
-        uniform.append(Point(float(bits) / pixels, psnr_of(se, values), psnr_of(se, values)))
-    errors_t = torch.stack(errors)
-    full = token_bits(model, indices, torch.full((h, w), k)).cumsum(0)
-    cost_bits = full[torch.tensor(levels) - 1]
+    """(uniform points per level, adaptive points per lambda) of one uint8 (H, W, 3) image,
+    plain tokens (effort 0), coded as :mod:`lqz.tiles` codes one tile."""
+    levels = tuple(model.config.levels)
+    k = levels[-1]
+    indices = tiles.tile_indices(model, pixels, k)
+    h, w = indices.shape[1:]
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
+    size, values = pixels.shape[0] * pixels.shape[1], pixels.size
+    errors, costs = tiles.depth_costs(model, pixels, indices, levels)
+    uniform = []
+    for c, groups in enumerate(levels):
+        bits = tiles.token_bits(model, indices[:groups], exact=False).sum()
+        se = float(errors[c].sum())
+        uniform.append(Point(float(bits) / size, psnr_of(se, values), psnr_of(se, values)))
     adaptive = []
     for lam in lambdas:
-        choice = choose_depths(errors_t, cost_bits, lam)
-        depth = torch.tensor(levels)[choice]
-        shown = tok.synthesize(masked(model, indices, depth)).clamp(0, 1)
-        predicted = float(errors_t.gather(0, choice[None]).sum())
+        depth = tiles.choose_depths(errors, costs, levels, lam)
+        choice = (depth[None] == torch.tensor(levels)[:, None, None]).int().argmax(0)
+        predicted = float(errors.gather(0, choice[None]).sum())
+        latent = tiles.masked_latent(model, indices, depth)
+        shown = model.tokenizer.synthesize(latent).clamp(0, 1)[
+            ..., : pixels.shape[0], : pixels.shape[1]
+        ]
+        se = float(((shown - x) ** 2).double().sum())
         coded = torch.arange(k)[:, None, None] < depth[None]
-        bits = float(token_bits(model, indices, depth)[coded].sum())
+        bits = float(tiles.token_bits(model, indices, depth, exact=False)[coded].sum())
         map_bits = depthmap.code_length(choice.numpy(), len(levels))
-        se = float(block_errors(shown, x, s).sum())
         adaptive.append(
             Point(
-                (bits + map_bits) / pixels,
+                (bits + map_bits) / size,
                 psnr_of(se, values),
                 psnr_of(predicted, values),
-                map_bits / pixels,
+                map_bits / size,
             )
         )
     return uniform, adaptive
 
 
-def heldout_images(data: Path, holdout: int, count: int) -> list[torch.Tensor]:
+def heldout_images(data: Path, holdout: int, count: int) -> list[np.ndarray]:
     """Centre crops (:data:`CROP`, portrait images turned) of the first ``count`` of the last
     ``holdout`` images of ``data``."""
     out = []
@@ -142,8 +104,7 @@ def heldout_images(data: Path, holdout: int, count: int) -> list[torch.Tensor]:
         if h < ch or w < cw:
             continue
         y, x = (h - ch) // 2, (w - cw) // 2
-        crop = np.ascontiguousarray(image[y : y + ch, x : x + cw])
-        out.append(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0)
+        out.append(np.ascontiguousarray(image[y : y + ch, x : x + cw]))
     return out
 
 
