@@ -28,6 +28,7 @@ def describe(data: bytes) -> dict[str, Any]:
         "model": header.model_id.hex(),
         "quality": quality_of(header),
         "level": header.level,
+        "depth_maps": header.depth_maps,
         "width": header.width,
         "height": header.height,
         "channels": header.channels,
@@ -58,7 +59,11 @@ def render(facts: dict[str, Any], name: str) -> str:
             "quality",
             "unknown (model not installed)" if facts["quality"] is None else str(facts["quality"]),
         ),
-        ("level", f"{facts['level']} of that model"),
+        (
+            "level",
+            f"{facts['level']} of that model"
+            + (", adaptive depth (depth maps)" if facts["depth_maps"] else ""),
+        ),
         ("size", f"{facts['width']}x{facts['height']} {kind}"),
         ("bytes", f"{facts['bytes']:,}"),
         ("bpp", f"{facts['bpp']:.4f}"),

@@ -208,3 +208,15 @@ def test_adaptive_quality_writes_depth_maps(adaptive_ladder) -> None:
         return float(((decoded[q].astype(float) - picture) ** 2).mean())
 
     assert error(2) < error(4) < error(1)
+
+
+def test_info_names_depth_maps(adaptive_ladder) -> None:
+    from lqz import api
+    from lqz.cli.info import describe, render
+
+    picture = np.random.default_rng(9).integers(0, 256, size=(24, 40, 3), dtype=np.uint8)
+    for quality, flagged in ((2, False), (4, True)):
+        facts = describe(api.encode(picture, quality=quality, effort=0))
+        assert facts["depth_maps"] is flagged and facts["quality"] == quality
+        assert ("adaptive depth" in render(facts, "x.lqz")) is flagged
+        assert facts["version"] == (4 if flagged else 3)
