@@ -72,8 +72,9 @@ def source_image(case: Case) -> Image.Image:
 
 
 def token_digest(data: bytes) -> str:
-    """SHA-256 over every tile's decoded token indices (int64, (groups, h, w), tile order)."""
-    from lqz.tiles import decode_indices
+    """SHA-256 over every tile's decoded token indices (int64, (groups, h, w), tile order),
+    each after its depth map (int64, (h, w)) in files with depth maps."""
+    from lqz.tiles import decode_adaptive, decode_indices
 
     models = api.model_set()
     header, tiles, _ = fmt.unpack(data, known_model_ids=models.model_ids)
@@ -83,7 +84,12 @@ def token_digest(data: bytes) -> str:
     with torch.inference_mode():
         for (x0, y0, x1, y1), payload in zip(header.tile_boxes(), tiles, strict=True):
             h, w = -(-(y1 - y0) // stride), -(-(x1 - x0) // stride)
-            indices = decode_indices(loaded.model, bytes(payload), groups, h, w)
+            if header.depth_maps:
+                choices = loaded.model.config.levels[: header.level]
+                indices, depth = decode_adaptive(loaded.model, bytes(payload), choices, h, w)
+                digest.update(depth.numpy().astype("<i8").tobytes())
+            else:
+                indices = decode_indices(loaded.model, bytes(payload), groups, h, w)
             digest.update(indices.numpy().astype("<i8").tobytes())
     return digest.hexdigest()
 

@@ -50,46 +50,78 @@ def psnr_of(squared_error: float, values: int) -> float:
     return -10 * math.log10(squared_error / values)
 
 
+@dataclass
+class ImageCosts:
+    """One held-out image, its tokens at the model's top level and its depth costs."""
+
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    indices: torch.Tensor  # (k, h, w)
+    errors: torch.Tensor  # (L, h, w): :func:`lqz.tiles.depth_costs` over the model's levels
+    bits: torch.Tensor  # (L, h, w)
+
+
 @torch.no_grad()
+def image_costs(model: LqzModel, pixels: np.ndarray) -> ImageCosts:
+    """Plain tokens (effort 0) and depth costs of one image, as :mod:`lqz.tiles` codes a tile."""
+    levels = tuple(model.config.levels)
+    indices = tiles.tile_indices(model, pixels, levels[-1])
+    errors, bits = tiles.depth_costs(model, pixels, indices, levels)
+    return ImageCosts(pixels, indices, errors, bits)
+
+
+def uniform_points(model: LqzModel, costs: ImageCosts) -> list[Point]:
+    """One point per level: every position at that level's groups."""
+    size, values = costs.pixels.shape[0] * costs.pixels.shape[1], costs.pixels.size
+    out = []
+    for c, groups in enumerate(model.config.levels):
+        bits = tiles.token_bits(model, costs.indices[:groups], exact=False).sum()
+        se = float(costs.errors[c].sum())
+        out.append(Point(float(bits) / size, psnr_of(se, values), psnr_of(se, values)))
+    return out
+
+
+@torch.no_grad()
+def adaptive_point(model: LqzModel, costs: ImageCosts, level: int, lam: float) -> Point:
+    """The real figures of adaptive depth capped at ``level`` (1-based) at trade-off ``lam``:
+    the image synthesized from the map, the kept tokens' bits under the prior reading what a
+    decoder holds, the map's code length."""
+    levels = tuple(model.config.levels)[:level]
+    pixels, k = costs.pixels, levels[-1]
+    size, values = pixels.shape[0] * pixels.shape[1], pixels.size
+    errors, bits = costs.errors[:level], costs.bits[:level]
+    depth = tiles.choose_depths(errors, bits, levels, lam)
+    choice = (depth[None] == torch.tensor(levels)[:, None, None]).int().argmax(0)
+    predicted = float(errors.gather(0, choice[None]).sum())
+    indices = costs.indices[:k]
+    shown = model.tokenizer.synthesize(tiles.masked_latent(model, indices, depth)).clamp(0, 1)
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
+    se = float(((shown[..., : pixels.shape[0], : pixels.shape[1]] - x) ** 2).sum(1).double().sum())
+    coded = torch.arange(k)[:, None, None] < depth[None]
+    token_bits = float(tiles.token_bits(model, indices, depth, exact=False)[coded].sum())
+    map_bits = depthmap.code_length(choice.numpy(), len(levels))
+    return Point(
+        (token_bits + map_bits) / size, psnr_of(se, values), psnr_of(predicted, values),
+        map_bits / size,
+    )  # fmt: skip
+
+
 def measure_image(
     model: LqzModel, pixels: np.ndarray, lambdas: tuple[float, ...]
 ) -> tuple[list[Point], list[Point]]:
-    """(uniform points per level, adaptive points per lambda) of one uint8 (H, W, 3) image,
-    plain tokens (effort 0), coded as :mod:`lqz.tiles` codes one tile."""
-    levels = tuple(model.config.levels)
-    k = levels[-1]
-    indices = tiles.tile_indices(model, pixels, k)
-    h, w = indices.shape[1:]
-    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
-    size, values = pixels.shape[0] * pixels.shape[1], pixels.size
-    errors, costs = tiles.depth_costs(model, pixels, indices, levels)
-    uniform = []
-    for c, groups in enumerate(levels):
-        bits = tiles.token_bits(model, indices[:groups], exact=False).sum()
-        se = float(errors[c].sum())
-        uniform.append(Point(float(bits) / size, psnr_of(se, values), psnr_of(se, values)))
-    adaptive = []
-    for lam in lambdas:
-        depth = tiles.choose_depths(errors, costs, levels, lam)
-        choice = (depth[None] == torch.tensor(levels)[:, None, None]).int().argmax(0)
-        predicted = float(errors.gather(0, choice[None]).sum())
-        latent = tiles.masked_latent(model, indices, depth)
-        shown = model.tokenizer.synthesize(latent).clamp(0, 1)[
-            ..., : pixels.shape[0], : pixels.shape[1]
-        ]
-        se = float(((shown - x) ** 2).double().sum())
-        coded = torch.arange(k)[:, None, None] < depth[None]
-        bits = float(tiles.token_bits(model, indices, depth, exact=False)[coded].sum())
-        map_bits = depthmap.code_length(choice.numpy(), len(levels))
-        adaptive.append(
-            Point(
-                (bits + map_bits) / size,
-                psnr_of(se, values),
-                psnr_of(predicted, values),
-                map_bits / size,
-            )
-        )
-    return uniform, adaptive
+    """(uniform points per level, adaptive points per lambda at the top level) of one image."""
+    costs = image_costs(model, pixels)
+    top = len(model.config.levels)
+    return uniform_points(model, costs), [adaptive_point(model, costs, top, v) for v in lambdas]
+
+
+def slope_lambdas(uniform: list[Point]) -> list[float]:
+    """Per level from the second: the uniform curve's slope into it, squared error per bit
+    (3 * the drop in mean squared error over the rise in bpp): the trade-off of that rung."""
+    mse = [10 ** (-p.psnr / 10) for p in uniform]
+    return [
+        3 * (mse[i - 1] - mse[i]) / max(uniform[i].bpp - uniform[i - 1].bpp, 1e-9)
+        for i in range(1, len(uniform))
+    ]
 
 
 def heldout_images(data: Path, holdout: int, count: int) -> list[np.ndarray]:
@@ -121,31 +153,55 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     model = load_model(args.weights)
     lambdas = tuple(float(v) for v in args.lambdas.split(","))
-    images = heldout_images(args.data, args.holdout, args.images)
-    n = len(images)
-    uniform = [Point() for _ in model.config.levels]
-    adaptive = [Point() for _ in lambdas]
-    for x in images:
-        u, a = measure_image(model, x, lambdas)
-        for total, p in zip(uniform + adaptive, u + a, strict=True):
-            total.add(p, n)
-    print(f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}")
-    for groups, p in zip(model.config.levels, uniform, strict=True):
-        print(f"  uniform  {groups:2d} groups   bpp {p.bpp:.4f}  psnr {p.psnr:.3f}")
-    for lam, p in zip(lambdas, adaptive, strict=True):
-        print(
-            f"  adaptive lam {lam:<8g} bpp {p.bpp:.4f}  psnr {p.psnr:.3f}  "
-            f"(blocks predicted {p.predicted_psnr:.3f}; depth map {p.depth_bpp:.4f} bpp)"
-        )
+    costs = [
+        image_costs(model, pixels)
+        for pixels in heldout_images(args.data, args.holdout, args.images)
+    ]
+    n, levels = len(costs), model.config.levels
+    uniform = average([uniform_points(model, c) for c in costs])
+    top = len(levels)
+    sweep = average([[adaptive_point(model, c, top, v) for v in lambdas] for c in costs])
+    rung_lambdas = slope_lambdas(uniform)
+    rungs = average(
+        [
+            [adaptive_point(model, c, level, lam) for level, lam in enumerate(rung_lambdas, 2)]
+            for c in costs
+        ]
+    )
+    print(f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}, plain tokens")
+    for groups, p in zip(levels, uniform, strict=True):
+        print(f"  uniform  {groups:2d} groups          bpp {p.bpp:.4f}  psnr {p.psnr:.3f}")
+    for lam, p in zip(lambdas, sweep, strict=True):
+        print(f"  adaptive <= {levels[-1]} lam {lam:<8g} {describe(p)}")
+    for level, lam, p in zip(range(2, top + 1), rung_lambdas, rungs, strict=True):
+        print(f"  rung     <= {levels[level - 1]} lam {lam:<8.3g} {describe(p)}")
     try:
         from kodak_eval.bdrate import bd_rate
     except ImportError:
         return
-    delta = bd_rate(
-        ([p.bpp for p in uniform], [p.psnr for p in uniform]),
-        ([p.bpp for p in adaptive], [p.psnr for p in adaptive]),
+    curve = ([p.bpp for p in uniform], [p.psnr for p in uniform])
+    for name, points in (("lambda sweep", sweep), ("rungs", [uniform[0], *rungs])):
+        delta = bd_rate(curve, ([p.bpp for p in points], [p.psnr for p in points]))
+        print(
+            f"  BD-rate, {name} vs uniform: "
+            + ("no overlap" if delta is None else f"{delta:+.1f} %")
+        )
+
+
+def average(per_image: list[list[Point]]) -> list[Point]:
+    """The mean point per column of per-image point lists."""
+    out = [Point() for _ in per_image[0]]
+    for points in per_image:
+        for total, p in zip(out, points, strict=True):
+            total.add(p, len(per_image))
+    return out
+
+
+def describe(p: Point) -> str:
+    return (
+        f"bpp {p.bpp:.4f}  psnr {p.psnr:.3f}  (blocks predicted {p.predicted_psnr:.3f}; "
+        f"depth map {p.depth_bpp:.4f} bpp)"
     )
-    print(f"  BD-rate adaptive vs uniform: {delta:+.1f} %" if delta is not None else "  no overlap")
 
 
 if __name__ == "__main__":
