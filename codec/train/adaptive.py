@@ -73,8 +73,10 @@ def uniform_points(model: LqzModel, costs: ImageCosts) -> list[Point]:
     """One point per level: every position at that level's groups."""
     size, values = costs.pixels.shape[0] * costs.pixels.shape[1], costs.pixels.size
     out = []
-    for c, groups in enumerate(model.config.levels):
-        bits = tiles.token_bits(model, costs.indices[:groups], exact=False).sum()
+    for c in range(len(model.config.levels)):
+        # group g's prior reads groups below g only: the bits of the first n groups with all
+        # groups decoded are their bits when only they are
+        bits = costs.bits[c].sum()
         se = float(costs.errors[c].sum())
         out.append(Point(float(bits) / size, psnr_of(se, values), psnr_of(se, values)))
     return out
