@@ -84,6 +84,7 @@ def _band_indices(
     valid: tuple[int, int],
     groups: int,
     effort: int,
+    depth: torch.Tensor | None,
     rows: tuple[int, int],
 ) -> torch.Tensor:
     """Indices (k, r1 - r0, w) of latent rows ``rows``, from the pixels of those rows and
@@ -94,16 +95,24 @@ def _band_indices(
     window = x[:, :, a * s : b * s]
     if effort:
         seen = (min(valid[0], b * s) - a * s, valid[1])
-        indices = refine_indices(model.tokenizer, window, groups, effort, seen)[0]
+        part = None if depth is None else depth[None, a:b]
+        indices = refine_indices(model.tokenizer, window, groups, effort, seen, part)[0]
     else:
         with torch.inference_mode():  # mode is per thread: the worker's is off
             indices = model.tokenizer.encode(window, groups)[0]
     return indices[:, r0 - a : r1 - a]
 
 
-def tile_indices(model: LqzModel, pixels: np.ndarray, groups: int, effort: int = 0) -> torch.Tensor:
+def tile_indices(
+    model: LqzModel,
+    pixels: np.ndarray,
+    groups: int,
+    effort: int = 0,
+    depth: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Token indices (k, h, w) of a uint8 (H, W, 3) tile: the first ``groups`` groups, after
-    ``effort`` steps of latent refinement (:mod:`lqz.nn.refine`; 0: the analysis transform's).
+    ``effort`` steps of latent refinement (:mod:`lqz.nn.refine`; 0: the analysis transform's),
+    for a decoder that keeps ``depth`` (h, w) groups per position (default: all).
 
     Computed in row bands by the grid's size, each on one thread: the same tokens whatever
     threads the caller allows (oneDNN's floats change with the thread count)."""
@@ -111,7 +120,7 @@ def tile_indices(model: LqzModel, pixels: np.ndarray, groups: int, effort: int =
     bands = _bands(x.shape[2] // model.config.stride)
     valid = pixels.shape[:2]
     parts = single_threaded(
-        [partial(_band_indices, model, x, valid, groups, effort, rows) for rows in bands]
+        [partial(_band_indices, model, x, valid, groups, effort, depth, rows) for rows in bands]
     )
     return torch.cat(parts, dim=1)
 
@@ -217,11 +226,13 @@ def encode_tile(
     """Code a uint8 (H, W, 3) tile with the first ``groups`` token groups, after ``effort``
     steps of latent refinement (:func:`tile_indices`), with the exact prior. ``choices``
     (ascending, the last ``groups``): adaptive depth, each position keeping one of them by
-    :func:`tile_depths` at ``lam``, the stream led by the depth map."""
-    indices = tile_indices(model, pixels, groups, effort)
+    :func:`tile_depths` at ``lam`` (from the plain tokens), the tokens then refined for that
+    map, the stream led by it."""
     if choices is None:
-        return encode_indices(model, indices)
-    depth = tile_depths(model, pixels, indices, choices, lam)
+        return encode_indices(model, tile_indices(model, pixels, groups, effort))
+    plain = tile_indices(model, pixels, groups)
+    depth = tile_depths(model, pixels, plain, choices, lam)
+    indices = tile_indices(model, pixels, groups, effort, depth) if effort else plain
     return encode_indices(model, indices, depth=depth, choices=choices)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from ..leech import DIM
 from ..objectives import image_mse, mse_loss
-from .tokenizer import Tokenizer, channels_last
+from .tokenizer import Tokenizer, channels_last, group_mask
 
 #: Adam step size, relative to each 24-d group's norm in the analysis transform's latent (the
 #: quantizer sees only directions; the shipped models' latents differ 3x in scale). Tried on
@@ -26,12 +26,15 @@ def refine_indices(
     groups: int,
     steps: int,
     valid: tuple[int, int] | None = None,
+    depth: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Token indices (B, groups, h, w) of ``image`` (B,3,H,W) after ``steps`` refinement steps.
 
     Returns, per image, the indices of its lowest-MSE iterate (step 0 is the plain encoding, so
     no image gets worse). ``valid``: (height, width) of the real pixels at the top left; the
-    rest (padding) does not count. Works under ``torch.inference_mode``.
+    rest (padding) does not count. ``depth`` (B, h, w): the decoder keeps only that many groups
+    per position (a depth map), so the tokens it keeps learn to make up for the ones it drops.
+    Works under ``torch.inference_mode``.
     """
     staged = tokenizer.config.stages > 1  # residual stages: refine every slice's latent
     slices = tokenizer.config.groups if staged else groups
@@ -50,13 +53,17 @@ def refine_indices(
         free = (grouped / scale).requires_grad_(True)
         optimizer = torch.optim.Adam([free], lr=REFINE_STEP)
         best_loss, best = None, None
+        keep = None if depth is None else group_mask(depth, tokenizer.config.token_groups)
         for step in range(steps + 1):
             codewords, indices = tokenizer.quantizer((free * scale).view(b, k, h, w), needed)
+            latent = codewords if staged else tokenizer.padded(codewords)
+            if keep is not None:
+                latent = latent * keep
             if staged:  # the token groups not needed come back zero
-                decoded = tokenizer.synthesize(codewords)
+                decoded = tokenizer.synthesize(latent)
                 indices = indices[:, :groups]
             else:
-                decoded = tokenizer.synthesis(channels_last(tokenizer.padded(codewords)))
+                decoded = tokenizer.synthesis(channels_last(latent))
             if valid is not None:
                 decoded = decoded[..., : valid[0], : valid[1]]
             loss = mse_loss(decoded, target)

@@ -69,24 +69,46 @@ def image_costs(model: LqzModel, pixels: np.ndarray) -> ImageCosts:
     return ImageCosts(pixels, indices, errors, bits)
 
 
-def uniform_points(model: LqzModel, costs: ImageCosts) -> list[Point]:
-    """One point per level: every position at that level's groups."""
-    size, values = costs.pixels.shape[0] * costs.pixels.shape[1], costs.pixels.size
+def uniform_points(model: LqzModel, costs: ImageCosts, effort: int = 0) -> list[Point]:
+    """One point per level: every position at that level's groups (tokens refined for it with
+    ``effort`` steps, as the encoder codes one depth everywhere)."""
+    pixels = costs.pixels
+    size, values = pixels.shape[0] * pixels.shape[1], pixels.size
     out = []
-    for c in range(len(model.config.levels)):
-        # group g's prior reads groups below g only: the bits of the first n groups with all
-        # groups decoded are their bits when only they are
-        bits = costs.bits[c].sum()
-        se = float(costs.errors[c].sum())
+    for c, groups in enumerate(model.config.levels):
+        if effort:
+            indices = tiles.tile_indices(model, pixels, groups, effort)
+            bits = tiles.token_bits(model, indices, exact=False).sum()
+            se = squared_error(model, pixels, indices, None)
+        else:
+            # group g's prior reads groups below g only: the bits of the first n groups with all
+            # groups decoded are their bits when only they are
+            bits = costs.bits[c].sum()
+            se = float(costs.errors[c].sum())
         out.append(Point(float(bits) / size, psnr_of(se, values), psnr_of(se, values)))
     return out
 
 
+def squared_error(
+    model: LqzModel, pixels: np.ndarray, indices: torch.Tensor, depth: torch.Tensor | None
+) -> float:
+    """Squared error (pixels in [0, 1]) of the image a decoder of ``indices`` and ``depth``
+    shows."""
+    shown = model.tokenizer.synthesize(tiles.masked_latent(model, indices, depth)).clamp(0, 1)
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
+    return float(
+        ((shown[..., : pixels.shape[0], : pixels.shape[1]] - x) ** 2).sum(1).double().sum()
+    )
+
+
 @torch.no_grad()
-def adaptive_point(model: LqzModel, costs: ImageCosts, level: int, lam: float) -> Point:
-    """The real figures of adaptive depth capped at ``level`` (1-based) at trade-off ``lam``:
-    the image synthesized from the map, the kept tokens' bits under the prior reading what a
-    decoder holds, the map's code length."""
+def adaptive_point(
+    model: LqzModel, costs: ImageCosts, level: int, lam: float, effort: int = 0
+) -> Point:
+    """The real figures of adaptive depth capped at ``level`` (1-based) at trade-off ``lam``
+    (the map chosen from the plain tokens, the tokens then refined for it with ``effort``
+    steps, as the encoder does): the image synthesized from the map, the kept tokens' bits under
+    the prior reading what a decoder holds, the map's code length."""
     levels = tuple(model.config.levels)[:level]
     pixels, k = costs.pixels, levels[-1]
     size, values = pixels.shape[0] * pixels.shape[1], pixels.size
@@ -95,9 +117,9 @@ def adaptive_point(model: LqzModel, costs: ImageCosts, level: int, lam: float) -
     choice = (depth[None] == torch.tensor(levels)[:, None, None]).int().argmax(0)
     predicted = float(errors.gather(0, choice[None]).sum())
     indices = costs.indices[:k]
-    shown = model.tokenizer.synthesize(tiles.masked_latent(model, indices, depth)).clamp(0, 1)
-    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
-    se = float(((shown[..., : pixels.shape[0], : pixels.shape[1]] - x) ** 2).sum(1).double().sum())
+    if effort:
+        indices = tiles.tile_indices(model, pixels, k, effort, depth)
+    se = squared_error(model, pixels, indices, depth)
     coded = torch.arange(k)[:, None, None] < depth[None]
     token_bits = float(tiles.token_bits(model, indices, depth, exact=False)[coded].sum())
     map_bits = depthmap.code_length(choice.numpy(), len(levels))
@@ -151,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--holdout", type=int, default=8)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--lambdas", default=",".join(map(str, LAMBDAS)))
+    parser.add_argument("--effort", type=int, default=0, help="encoder refinement steps")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     model = load_model(args.weights)
@@ -160,17 +183,21 @@ def main(argv: list[str] | None = None) -> None:
         for pixels in heldout_images(args.data, args.holdout, args.images)
     ]
     n, levels = len(costs), model.config.levels
-    uniform = average([uniform_points(model, c) for c in costs])
+    effort = args.effort
+    uniform = average([uniform_points(model, c, effort) for c in costs])
     top = len(levels)
-    sweep = average([[adaptive_point(model, c, top, v) for v in lambdas] for c in costs])
+    sweep = average([[adaptive_point(model, c, top, v, effort) for v in lambdas] for c in costs])
     rung_lambdas = slope_lambdas(uniform)
     rungs = average(
         [
-            [adaptive_point(model, c, level, lam) for level, lam in enumerate(rung_lambdas, 2)]
+            [
+                adaptive_point(model, c, level, lam, effort)
+                for level, lam in enumerate(rung_lambdas, 2)
+            ]
             for c in costs
         ]
     )
-    print(f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}, plain tokens")
+    print(f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}, effort {effort}")
     for groups, p in zip(levels, uniform, strict=True):
         print(f"  uniform  {groups:2d} groups          bpp {p.bpp:.4f}  psnr {p.psnr:.3f}")
     for lam, p in zip(lambdas, sweep, strict=True):
