@@ -41,6 +41,8 @@ from .errors import (
 )
 
 __all__ = [
+    "DEPTH_BLOCK",
+    "DEPTH_MAP_VERSION",
     "EXACT_PRIOR_VERSION",
     "FORMAT_VERSION",
     "MAGIC",
@@ -98,9 +100,13 @@ CHANNEL_CODES = (CHANNELS_GRAY, CHANNELS_RGB)
 #: Flag bits; every other bit must be 0.
 FLAG_ALPHA = 0x01
 #: Version 4 on: adaptive depth. Every tile's token stream opens with its depth map, one choice
-#: per latent position among the group counts of the model's levels 1..``level``
-#: (:mod:`lqz.entropy.depthmap`), and codes at each position only the groups its depth keeps.
+#: per :data:`DEPTH_BLOCK` x :data:`DEPTH_BLOCK` block of latent positions among the group
+#: counts of the model's levels 1..``level`` (:mod:`lqz.entropy.depthmap`), and codes at each
+#: position only the groups its depth keeps.
 FLAG_DEPTH_MAPS = 0x02
+#: Side, in latent positions, of the square blocks that share one depth in a depth map (the
+#: last row and column of blocks may be cut at the tile's edge).
+DEPTH_BLOCK = 4
 
 
 def known_flags(version: int) -> int:

@@ -12,10 +12,12 @@ from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .entropy import depthmap
 from .entropy.coder import TokenDecoder, TokenEncoder
 from .entropy.shell_pmf import log_prob
+from .format import DEPTH_BLOCK
 from .leech import DIM
 from .leech import decode as leech_decode
 from .nn.contract import CodingPrior
@@ -196,9 +198,35 @@ def depth_costs(
 def choose_depths(
     errors: torch.Tensor, bits: torch.Tensor, choices: tuple[int, ...], lam: float
 ) -> torch.Tensor:
-    """The depth map (h, w): per position the count among ``choices`` minimizing
-    ``errors + lam * bits`` (both (C, h, w), :func:`depth_costs`)."""
-    return torch.tensor(choices)[(errors + lam * bits).argmin(0)]
+    """The depth map (h, w): per block of :data:`~lqz.format.DEPTH_BLOCK` squared positions,
+    the count among ``choices`` minimizing the block's ``errors + lam * bits`` (both
+    (C, h, w), :func:`depth_costs`).
+
+    Blocks, not positions: a position's cost assumes its neighbours at its own depth, and the
+    synthesis mixes neighbours; over a block that holds but at its edges (measured on held-out
+    crops: per position the real PSNR falls ~0.7 dB short of the predicted one, per 4 x 4
+    block ~0.05 dB, see ``models/MODEL_CARD.md``)."""
+    c, h, w = errors.shape
+    b = DEPTH_BLOCK
+    cost = F.pad(errors + lam * bits, (0, -w % b, 0, -h % b))
+    block = cost.view(c, cost.shape[1] // b, b, cost.shape[2] // b, b).sum((2, 4))
+    return expand_blocks(torch.tensor(choices)[block.argmin(0)], h, w)
+
+
+def block_map(depth: torch.Tensor) -> torch.Tensor:
+    """A depth map's one value per block (ceil(h / B), ceil(w / B)); ValueError unless it is
+    constant within every block."""
+    b = DEPTH_BLOCK
+    blocks = depth[::b, ::b]
+    if not torch.equal(expand_blocks(blocks, *depth.shape), depth):
+        raise ValueError(f"a depth map must be constant in blocks of {b} x {b} positions")
+    return blocks
+
+
+def expand_blocks(blocks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Block values (ceil(h / B), ceil(w / B)) -> the depth map (h, w)."""
+    b = DEPTH_BLOCK
+    return blocks.repeat_interleave(b, 0).repeat_interleave(b, 1)[:height, :width]
 
 
 def tile_depths(
@@ -272,16 +300,17 @@ def encode_indices(
     """Entropy-code token indices (k, h, w) with the prior (``exact``: the exact one, as
     files from format version 3 on; else the float prior of earlier versions).
 
-    ``depth`` (h, w), with ``choices`` (ascending group counts, the last k): the stream starts
-    with the depth map (:mod:`lqz.entropy.depthmap`) and codes each position's first
-    ``depth`` groups only."""
+    ``depth`` (h, w), constant in blocks of :data:`~lqz.format.DEPTH_BLOCK` squared
+    positions, with ``choices`` (ascending group counts, the last k): the stream starts with
+    the depth map, one symbol per block (:mod:`lqz.entropy.depthmap`), and codes each
+    position's first ``depth`` groups only."""
     prior = model.coding_prior(exact)
     k, h, w = indices.shape
     encoder = TokenEncoder()
     if depth is not None:
         if choices is None or choices[-1] != k:
             raise ValueError(f"a depth map needs its choices, the deepest {k}")
-        depthmap.encode(encoder, _choices(depth, choices), len(choices))
+        depthmap.encode(encoder, _choices(block_map(depth), choices), len(choices))
     latent = masked_latent(model, indices, depth)
     for group, pass_ in coding_steps(model.config, k):
         where = pass_mask(h, w, pass_)
@@ -332,8 +361,9 @@ def _decode_tokens(
     decoder = TokenDecoder(data)
     depth = None
     if choices is not None:
-        picked = depthmap.decode(decoder, height, width, len(choices))
-        depth = torch.tensor(choices)[torch.from_numpy(picked)]
+        b = DEPTH_BLOCK
+        picked = depthmap.decode(decoder, -(-height // b), -(-width // b), len(choices))
+        depth = expand_blocks(torch.tensor(choices)[torch.from_numpy(picked)], height, width)
     for group, pass_ in coding_steps(model.config, groups):
         where = pass_mask(height, width, pass_)
         tables, logits = _pass_prior(prior, latent, group, pass_)

@@ -91,7 +91,10 @@ def test_tile_round_trip_with_a_depth_map() -> None:
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, size=(45, 70, 3), dtype=np.uint8)
     indices = tiles.tile_indices(model, pixels, 3)
-    depth = torch.from_numpy(rng.choice([1, 2, 3], size=indices.shape[1:]))
+    h, w = indices.shape[1:]  # 6 x 9: blocks of 4 x 4, cut at the edges
+    blocks = torch.from_numpy(rng.choice([1, 2, 3], size=(2, 3)))
+    depth = tiles.expand_blocks(blocks, h, w)
+    assert depth[5, 8] == blocks[1, 2] and depth[3, 4] == blocks[0, 1]
     data = tiles.encode_indices(model, indices, depth=depth, choices=(1, 2, 3))
     decoded, got = tiles.decode_adaptive(model, data, (1, 2, 3), *indices.shape[1:])
     assert torch.equal(got, depth)
@@ -107,15 +110,21 @@ def test_tile_round_trip_with_a_depth_map() -> None:
         tiles.decode_adaptive(model, data, (2, 3), *indices.shape[1:])
     with pytest.raises(ValueError, match="among"):
         tiles.encode_indices(model, indices, depth=depth * 0 + 4, choices=(1, 2, 3))
+    ragged = depth.clone()
+    ragged[0, 1] = 4 - ragged[0, 0]
+    with pytest.raises(ValueError, match="blocks"):
+        tiles.encode_indices(model, indices, depth=ragged, choices=(1, 2, 3))
 
 
 def test_depth_choice_against_brute_force_costs() -> None:
-    """tile_depths is the argmin of block error + lam * bits, each computed independently."""
+    """tile_depths is, per 4 x 4 block, the argmin of its block errors + lam * bits, each
+    computed independently."""
     from lqz import tiles
+    from lqz.format import DEPTH_BLOCK
 
     model = tiny_model(2)
     rng = np.random.default_rng(6)
-    pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)  # 5 x 6 latent positions
     choices = (1, 2, 3)
     indices = tiles.tile_indices(model, pixels, 3)
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
@@ -125,16 +134,20 @@ def test_depth_choice_against_brute_force_costs() -> None:
         shown = model.tokenizer.decode(indices[None, :c])
         se = ((shown - x) ** 2).sum(1)[0].double()
         errors.append(se.view(5, 8, 6, 8).sum((1, 3)))
+    b = DEPTH_BLOCK
     for lam in (0.0, 0.01, 1e6):
         depth = tiles.tile_depths(model, pixels, indices, choices, lam)
-        for y in range(5):
-            for col in range(6):
+        for by in range(0, 5, b):
+            for bx in range(0, 6, b):
+                area = (slice(by, by + b), slice(bx, bx + b))
+                assert depth[area].unique().numel() == 1
                 costs = [
-                    float(errors[i][y, col]) + lam * float(bits[:c, y, col].sum())
+                    float(errors[i][area].sum()) + lam * float(bits[:c][(slice(None), *area)].sum())
                     for i, c in enumerate(choices)
                 ]
                 best = min(costs)
-                assert costs[choices.index(int(depth[y, col]))] <= best + 1e-6 * (1 + best)
+                picked = choices.index(int(depth[by, bx]))
+                assert costs[picked] <= best + 1e-6 * (1 + best)
     assert (tiles.tile_depths(model, pixels, indices, choices, 1e6) == 1).all()
 
 
@@ -174,7 +187,7 @@ def adaptive_ladder(tmp_path, monkeypatch):
         {"weights": w, "level": 1},
         {"weights": w, "level": 3},
         {"weights": w, "level": 2, "lambda": 1e9},
-        {"weights": w, "level": 3, "lambda": 0.002},
+        {"weights": w, "level": 3, "lambda": 0.01},
     ]
     ladder.write_text(json.dumps({"qualities": spec}))
     monkeypatch.setenv("LQZ_WEIGHTS", str(ladder))
@@ -188,9 +201,9 @@ def test_adaptive_quality_writes_depth_maps(adaptive_ladder) -> None:
     from lqz import format as fmt
 
     rng = np.random.default_rng(8)
-    yy, xx = np.mgrid[0:72, 0:100]
-    picture = np.stack([xx * 2, yy * 3, (xx + yy)], -1) % 256
-    picture[30:60, 40:90] = rng.integers(0, 256, size=(30, 50, 3))  # a busy region
+    yy, xx = np.mgrid[0:96, 0:160]
+    picture = np.stack([xx, yy, (xx + yy) // 2], -1)  # smooth
+    picture[:, 96:] = rng.integers(0, 256, size=(96, 64, 3))  # and busy
     picture = picture.astype(np.uint8)
     files = {q: api.encode(picture, quality=q, effort=0) for q in (1, 2, 3, 4)}
     headers = {q: fmt.read_header(d) for q, d in files.items()}

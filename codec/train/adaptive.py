@@ -122,7 +122,7 @@ def adaptive_point(
     se = squared_error(model, pixels, indices, depth)
     coded = torch.arange(k)[:, None, None] < depth[None]
     token_bits = float(tiles.token_bits(model, indices, depth, exact=False)[coded].sum())
-    map_bits = depthmap.code_length(choice.numpy(), len(levels))
+    map_bits = depthmap.code_length(tiles.block_map(choice).numpy(), len(levels))
     return Point(
         (token_bits + map_bits) / size, psnr_of(se, values), psnr_of(predicted, values),
         map_bits / size,
