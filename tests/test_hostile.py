@@ -65,10 +65,13 @@ def hostile_payload(kind: str, model_id: bytes, level: int) -> bytes:
     return noise[:-1] + b"\x01"
 
 
-def one_tile_file(model_id: bytes, level: int, side: int, payload: bytes) -> bytes:
-    """A file of this lqz's format version: a ``side``-square RGB image in one tile."""
+def one_tile_file(
+    model_id: bytes, level: int, side: int, payload: bytes, depth_maps: bool = False
+) -> bytes:
+    """A file of this lqz's format version (with depth maps: version 4): a ``side``-square RGB
+    image in one tile."""
     header = fmt.Header(
-        version=fmt.FORMAT_VERSION,
+        version=fmt.DEPTH_MAP_VERSION if depth_maps else fmt.FORMAT_VERSION,
         model_id=model_id,
         level=level,
         fine=0,
@@ -78,6 +81,7 @@ def one_tile_file(model_id: bytes, level: int, side: int, payload: bytes) -> byt
         has_alpha=False,
         tile_size=side,
         writer=api.writer(),
+        depth_maps=depth_maps,
     )
     return fmt.pack(header, [payload])
 
@@ -173,21 +177,8 @@ def test_truncated_stream_fails_early(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def depth_map_file(payload: bytes, side: int = fmt.MAX_TILE_SIZE) -> bytes:
     """A version 4 file with the depth-map flag: top level of the main model, one tile."""
-    model_id, level = POINTS[-1][1], POINTS[-1][2]
-    header = fmt.Header(
-        version=fmt.DEPTH_MAP_VERSION,
-        model_id=model_id,
-        level=level,
-        fine=0,
-        width=side,
-        height=side,
-        channels=3,
-        has_alpha=False,
-        tile_size=side,
-        writer=api.writer(),
-        depth_maps=True,
-    )
-    return fmt.pack(header, [payload])
+    _, model_id, level = POINTS[-1]
+    return one_tile_file(model_id, level, side, payload, depth_maps=True)
 
 
 @pytest.mark.parametrize("kind", KINDS)
