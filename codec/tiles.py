@@ -237,8 +237,8 @@ def tile_depths(
     lam: float,
 ) -> torch.Tensor:
     """The encoder's depth map (h, w) of a tile at trade-off ``lam`` (squared error per bit):
-    :func:`choose_depths` of :func:`depth_costs`. Each position's cost assumes its neighbours
-    keep its own count (models trained on random depth maps make that a fair guess)."""
+    :func:`choose_depths` of :func:`depth_costs`, one count per block of
+    :data:`~lqz.format.DEPTH_BLOCK` squared positions."""
     errors, bits = depth_costs(model, pixels, indices, choices)
     return choose_depths(errors, bits, choices, lam)
 
