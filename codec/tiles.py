@@ -275,12 +275,25 @@ def masked_latent(
     return latent * group_mask(depth[None], model.config.token_groups)
 
 
-def _coded(where: torch.Tensor, depth: torch.Tensor | None, group: int) -> torch.Tensor:
-    """Positions of a step's tokens: the pass's, those whose depth reaches the group."""
-    return where if depth is None else where & (depth > group)
+def _step_params(
+    prior: CodingPrior,
+    latent: torch.Tensor,
+    depth: torch.Tensor | None,
+    group: int,
+    pass_: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(positions (h, w) bool, tables, logits) of one coding step's tokens: the pass's
+    positions, without those whose depth stops below the group."""
+    _, _, h, w = latent.shape
+    where = pass_mask(h, w, pass_)
+    tables, logits = _pass_prior(prior, latent, group, pass_)
+    if depth is None:
+        return where, tables, logits
+    keep = depth[where] > group
+    return where & (depth > group), tables[keep], logits[keep]
 
 
-def _choices(depth: torch.Tensor, choices: tuple[int, ...]) -> np.ndarray:
+def choice_indices(depth: torch.Tensor, choices: tuple[int, ...]) -> np.ndarray:
     """A depth map (group counts) as indices into ``choices``; ValueError for other counts."""
     table = torch.tensor(choices)
     found = (depth[..., None] == table).nonzero()
@@ -305,19 +318,15 @@ def encode_indices(
     the depth map, one symbol per block (:mod:`lqz.entropy.depthmap`), and codes each
     position's first ``depth`` groups only."""
     prior = model.coding_prior(exact)
-    k, h, w = indices.shape
+    k = indices.shape[0]
     encoder = TokenEncoder()
     if depth is not None:
         if choices is None or choices[-1] != k:
             raise ValueError(f"a depth map needs its choices, the deepest {k}")
-        depthmap.encode(encoder, _choices(block_map(depth), choices), len(choices))
+        depthmap.encode(encoder, choice_indices(block_map(depth), choices), len(choices))
     latent = masked_latent(model, indices, depth)
     for group, pass_ in coding_steps(model.config, k):
-        where = pass_mask(h, w, pass_)
-        tables, logits = _pass_prior(prior, latent, group, pass_)
-        if depth is not None:
-            keep = depth[where] > group
-            tables, logits, where = tables[keep], logits[keep], _coded(where, depth, group)
+        where, tables, logits = _step_params(prior, latent, depth, group, pass_)
         encoder.encode(tables, logits, indices[group][where])
     return encoder.finish()
 
@@ -365,11 +374,7 @@ def _decode_tokens(
         picked = depthmap.decode(decoder, -(-height // b), -(-width // b), len(choices))
         depth = expand_blocks(torch.tensor(choices)[torch.from_numpy(picked)], height, width)
     for group, pass_ in coding_steps(model.config, groups):
-        where = pass_mask(height, width, pass_)
-        tables, logits = _pass_prior(prior, latent, group, pass_)
-        if depth is not None:
-            keep = depth[where] > group
-            tables, logits, where = tables[keep], logits[keep], _coded(where, depth, group)
+        where, tables, logits = _step_params(prior, latent, depth, group, pass_)
         found = torch.from_numpy(np.asarray(decoder.decode(tables, logits)))
         indices[group][where] = found
         latent[0, group * DIM : (group + 1) * DIM, where] = leech_decode(found).T
@@ -387,8 +392,8 @@ def decode_tile(
     exact: bool = True,
     choices: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3) (``exact``,
-    ``choices``: as :func:`decode_indices`)."""
+    """Decode a tile of ``height`` x ``width`` pixels to uint8 (H, W, 3) (``exact``: as
+    :func:`decode_indices`; ``choices``: the stream has a depth map, as :func:`decode_adaptive`)."""
     s = model.config.stride
     indices, depth = _decode_tokens(
         model, data, groups, -(-height // s), -(-width // s), exact, choices

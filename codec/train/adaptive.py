@@ -114,7 +114,7 @@ def adaptive_point(
     size, values = pixels.shape[0] * pixels.shape[1], pixels.size
     errors, bits = costs.errors[:level], costs.bits[:level]
     depth = tiles.choose_depths(errors, bits, levels, lam)
-    choice = (depth[None] == torch.tensor(levels)[:, None, None]).int().argmax(0)
+    choice = torch.from_numpy(tiles.choice_indices(depth, levels))
     predicted = float(errors.gather(0, choice[None]).sum())
     indices = costs.indices[:k]
     if effort:
