@@ -7,7 +7,6 @@ model's prior (:class:`lqz.nn.contract.CodingPrior`) and the range coder of
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import numpy as np
@@ -15,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .entropy import depthmap
-from .entropy.coder import TokenDecoder, TokenEncoder
-from .entropy.shell_pmf import log_prob
+from .entropy.coder import TokenDecoder, TokenEncoder, symbol_bits
 from .format import DEPTH_BLOCK
 from .leech import DIM
 from .leech import decode as leech_decode
@@ -169,8 +167,8 @@ def token_bits(
     for group, pass_ in coding_steps(model.config, k):
         where = pass_mask(h, w, pass_)
         tables, logits = _pass_prior(prior, latent, group, pass_)
-        bits = -log_prob(tables.double(), logits.double(), indices[group][where]) / math.log(2)
-        out[group][where] = bits
+        bits = symbol_bits(tables, logits, indices[group][where])
+        out[group][where] = torch.from_numpy(bits)
     return out
 
 

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from lqz.entropy import CorruptStream, TokenDecoder, TokenEncoder, chain, ideal_bits, log_prob
+from lqz.entropy import (
+    CorruptStream,
+    TokenDecoder,
+    TokenEncoder,
+    chain,
+    ideal_bits,
+    log_prob,
+    symbol_bits,
+)
 from lqz.entropy.params import quantize_params
 from lqz.entropy.shell_pmf import split_index
 from lqz.errors import FormatError, LqzError
@@ -163,6 +171,25 @@ def test_overhead_bound(kind: str) -> None:
     lp = log_prob(torch.from_numpy(p.tables), torch.from_numpy(p.logits), indices[:500])
     part = ideal_bits(tables[:500], logits[:500], indices[:500])
     assert abs(part + float(lp.sum()) / np.log(2.0)) < 1e-8 * part + 1e-6
+
+
+def test_symbol_bits_match_log_prob_per_token() -> None:
+    """Per token, the coder's code length is -log2 p by the torch log-space path, for likely
+    tokens and for far-tail ones (probabilities below float64's range in the chain)."""
+    rng = np.random.default_rng(4)
+    tables, logits = params(rng, "mixture", 300)
+    likely = chain.sample(quantize_params(tables, logits), rng)
+    peaked = np.repeat(vmf_tables(rng, 1, 1, 5000.0), 100, axis=0)
+    unlikely = rng.integers(0, SIZE, size=100)
+    for t, g, idx in ((tables, logits, likely), (peaked, np.zeros((100, 1)), unlikely)):
+        bits = symbol_bits(t, g, idx)
+        q = quantize_params(t, g)
+        lp = log_prob(torch.from_numpy(q.tables), torch.from_numpy(q.logits), idx)
+        expected = -lp.numpy() / np.log(2.0)
+        assert bits.shape == (len(idx),)
+        assert np.allclose(bits, expected, rtol=1e-9, atol=1e-9)
+        assert float(bits.sum()) == ideal_bits(t, g, idx)
+    assert (symbol_bits(peaked, np.zeros((100, 1)), unlikely) > 60).all()
 
 
 def test_every_codeword_keeps_a_nonzero_probability() -> None:

@@ -3,7 +3,7 @@
 - :mod:`.shell_pmf`: the pmf family (mixtures of 24 x 9 tables) in torch, differentiable, and
   the index <-> (shape, support, detail) split of the sub-symbol chain.
 - :mod:`.coder`: :class:`TokenEncoder` / :class:`TokenDecoder` (constriction range coding) and
-  :func:`ideal_bits`.
+  :func:`ideal_bits` / :func:`symbol_bits` (code lengths).
 - :mod:`.depthmap`: the depth maps of adaptive depth (one choice per latent position), coded
   in the same stream as the tokens.
 - :mod:`.chain`, :mod:`.kernels`, :mod:`.params`, :mod:`.detmath`: the deterministic coding
@@ -35,10 +35,11 @@ __all__ = [
     "log_partition",
     "log_prob",
     "split_index",
+    "symbol_bits",
 ]
 
 #: The coder needs ``constriction``; the training path (the pmf only) must not.
-_CODER = {"CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits"}
+_CODER = {"CorruptStream", "TokenDecoder", "TokenEncoder", "ideal_bits", "symbol_bits"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,21 @@ class ImageCosts:
     indices: torch.Tensor  # (k, h, w)
     errors: torch.Tensor  # (L, h, w): :func:`lqz.tiles.depth_costs` over the model's levels
     bits: torch.Tensor  # (L, h, w)
+    refined: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )  # (groups, effort) -> tokens refined for one depth, their depth costs
+
+    def refined_costs(
+        self, model: LqzModel, groups: int, effort: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(indices, errors, bits) of the tokens refined with ``effort`` steps for ``groups``
+        everywhere, the costs over the levels up to it (computed once)."""
+        key = (groups, effort)
+        if key not in self.refined:
+            levels = tuple(g for g in model.config.levels if g <= groups)
+            indices = tiles.tile_indices(model, self.pixels, groups, effort)
+            self.refined[key] = (indices, *tiles.depth_costs(model, self.pixels, indices, levels))
+        return self.refined[key]
 
 
 @torch.no_grad()
@@ -77,9 +92,8 @@ def uniform_points(model: LqzModel, costs: ImageCosts, effort: int = 0) -> list[
     out = []
     for c, groups in enumerate(model.config.levels):
         if effort:
-            indices = tiles.tile_indices(model, pixels, groups, effort)
-            bits = tiles.token_bits(model, indices, exact=False).sum()
-            se = squared_error(model, pixels, indices, None)
+            _, errors, bits = costs.refined_costs(model, groups, effort)
+            bits, se = bits[-1].sum(), float(errors[-1].sum())
         else:
             # group g's prior reads groups below g only: the bits of the first n groups with all
             # groups decoded are their bits when only they are
@@ -103,21 +117,31 @@ def squared_error(
 
 @torch.no_grad()
 def adaptive_point(
-    model: LqzModel, costs: ImageCosts, level: int, lam: float, effort: int = 0
+    model: LqzModel,
+    costs: ImageCosts,
+    level: int,
+    lam: float,
+    effort: int = 0,
+    map_from: str = "plain",
 ) -> Point:
-    """The real figures of adaptive depth capped at ``level`` (1-based) at trade-off ``lam``
-    (the map chosen from the plain tokens, the tokens then refined for it with ``effort``
-    steps, as the encoder does): the image synthesized from the map, the kept tokens' bits under
-    the prior reading what a decoder holds, the map's code length."""
+    """The real figures of adaptive depth capped at ``level`` (1-based) at trade-off ``lam``:
+    the image synthesized from the map, the kept tokens' bits under the prior reading what a
+    decoder holds, the map's code length. ``map_from`` "plain": the map chosen from the plain
+    tokens, the tokens then refined for it with ``effort`` steps; "refined": the tokens refined
+    with ``effort`` steps for the level everywhere, the map chosen from their costs, no
+    refinement after."""
     levels = tuple(model.config.levels)[:level]
     pixels, k = costs.pixels, levels[-1]
     size, values = pixels.shape[0] * pixels.shape[1], pixels.size
-    errors, bits = costs.errors[:level], costs.bits[:level]
+    refined = effort and map_from == "refined"
+    if refined:
+        indices, errors, bits = costs.refined_costs(model, k, effort)
+    else:
+        indices, errors, bits = costs.indices[:k], costs.errors[:level], costs.bits[:level]
     depth = tiles.choose_depths(errors, bits, levels, lam)
     choice = torch.from_numpy(tiles.choice_indices(depth, levels))
     predicted = float(errors.gather(0, choice[None]).sum())
-    indices = costs.indices[:k]
-    if effort:
+    if effort and not refined:
         indices = tiles.tile_indices(model, pixels, k, effort, depth)
     se = squared_error(model, pixels, indices, depth)
     coded = torch.arange(k)[:, None, None] < depth[None]
@@ -174,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--lambdas", default=",".join(map(str, LAMBDAS)))
     parser.add_argument("--effort", type=int, default=0, help="encoder refinement steps")
+    parser.add_argument(
+        "--map-from",
+        choices=("plain", "refined"),
+        default="plain",
+        help="choose the depth map from the plain tokens (then refine for it) or from tokens "
+        "refined for one depth (no refinement after)",
+    )
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     model = load_model(args.weights)
@@ -186,18 +217,23 @@ def main(argv: list[str] | None = None) -> None:
     effort = args.effort
     uniform = average([uniform_points(model, c, effort) for c in costs])
     top = len(levels)
-    sweep = average([[adaptive_point(model, c, top, v, effort) for v in lambdas] for c in costs])
+    sweep = average(
+        [[adaptive_point(model, c, top, v, effort, args.map_from) for v in lambdas] for c in costs]
+    )
     rung_lambdas = slope_lambdas(uniform)
     rungs = average(
         [
             [
-                adaptive_point(model, c, level, lam, effort)
+                adaptive_point(model, c, level, lam, effort, args.map_from)
                 for level, lam in enumerate(rung_lambdas, 2)
             ]
             for c in costs
         ]
     )
-    print(f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}, effort {effort}")
+    print(
+        f"{args.weights}: {n} held-out crops {CROP[0]}x{CROP[1]}, effort {effort}, "
+        f"map from {args.map_from} tokens"
+    )
     for groups, p in zip(levels, uniform, strict=True):
         print(f"  uniform  {groups:2d} groups          bpp {p.bpp:.4f}  psnr {p.psnr:.3f}")
     for lam, p in zip(lambdas, sweep, strict=True):
