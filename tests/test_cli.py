@@ -775,7 +775,11 @@ def test_signal_while_writing_leaves_nothing_behind(
     env, flag = _pause_env(tmp_path, model)
     command_line = [sys.executable, "-m", "lqz", command, *map(str, sources), "-o", str(output)]
     process = subprocess.Popen(
-        [*command_line, "--force", "-j", str(jobs)], stderr=subprocess.PIPE, env=env
+        [*command_line, "--force", "-j", str(jobs)],
+        stderr=subprocess.PIPE,
+        env=env,
+        # a test run started in the background inherits an ignored SIGINT, which Python keeps
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 600

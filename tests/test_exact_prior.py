@@ -124,7 +124,7 @@ def test_the_format_version_chooses_the_prior(model) -> None:
     from lqz import format as fmt
 
     rgb = np.asarray(Image.open(ROOT / "docs" / "sample.png").convert("RGB"))[:48, :64].copy()
-    data = lqz.encode(Image.fromarray(rgb), quality=4)
+    data = lqz.encode(Image.fromarray(rgb), quality=3)
     header, payloads, _ = fmt.unpack(data, known_model_ids=api.model_set().model_ids)
     assert header.version == fmt.EXACT_PRIOR_VERSION
     loaded, groups = api.model_set().for_header(header)

@@ -24,6 +24,7 @@ from PIL import Image
 import lqz
 from lqz import api
 from lqz import format as fmt
+from lqz.errors import UnknownModel
 
 MANIFEST = load_manifest()
 
@@ -53,3 +54,24 @@ def test_frozen_file_decodes_as_recorded(case) -> None:
     assert token_digest(data) == expected["tokens_sha256"]
     with Image.open(reference_path(case)) as reference:
         assert pixels_match(image, reference) is None
+
+
+LEGACY = EXPECTED.parent / "legacy"
+
+
+def test_file_of_a_retired_model_names_it() -> None:
+    data = (LEGACY / "q5-rgb-6tiles-150x100-0.1.0.lqz").read_bytes()
+    with pytest.raises(UnknownModel) as caught:
+        lqz.decode(data)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "7cd821bfaada055e" in message and "written by lqz 0.1.0" in message
+
+
+def test_file_of_an_older_release_decodes_as_today() -> None:
+    case = next(c for c in CASES if c.name == "q2-gray-80x50")
+    data = (LEGACY / "q2-gray-80x50-0.1.0.lqz").read_bytes()
+    assert fmt.read_header(data).writer == "lqz 0.1.0"
+    assert token_digest(data) == MANIFEST[case.name]["tokens_sha256"]
+    with Image.open(reference_path(case)) as reference:
+        assert pixels_match(lqz.decode(data), reference) is None
