@@ -5,7 +5,7 @@ the peak memory (RSS) of coding a 16-megapixel image.
     python benchmarks/bench_cli.py [--image PATH] [--weights PATH] [--repeat N] [--quality Q]
                                    [--big WxH | --no-memory | --memory-only] [--cold]
 
-Without ``--weights`` it uses ``$LQZ_WEIGHTS`` or the shipped model, and when neither exists a
+Without ``--weights`` it uses ``$LQZ_WEIGHTS`` or the shipped ladder, and when neither exists a
 tiny random model (then the figures show the pipeline's overhead, not the real model's speed).
 The memory figures come from ``lqz encode`` and ``lqz decode`` of the image scaled to ``--big``
 (default 4896x3264, 16 MP) in new processes, read with ``os.wait4``; they take minutes, and
@@ -54,11 +54,10 @@ def pick_weights(given: Path | None, scratch: Path) -> tuple[Path, str]:
         return given, "given"
     if os.environ.get("LQZ_WEIGHTS"):
         return Path(os.environ["LQZ_WEIGHTS"]), "$LQZ_WEIGHTS"
-    from lqz.models import MODELS_DIR
+    from lqz.qualities import DEFAULT_LADDER
 
-    shipped = MODELS_DIR / "lqz-mse.safetensors"
-    if shipped.exists():
-        return shipped, "shipped"
+    if DEFAULT_LADDER.exists():  # the qualities the CLI has, adaptive rungs included
+        return DEFAULT_LADDER, "shipped"
     return tiny_weights(scratch / "tiny.safetensors"), "TINY RANDOM MODEL (no trained weights)"
 
 
@@ -132,7 +131,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="image to code")
     parser.add_argument("--weights", type=Path, default=None, help="model weights")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median shown)")
-    parser.add_argument("--quality", type=int, default=None, help="level (default: middle)")
+    parser.add_argument("--quality", type=int, default=None, help="quality (default: lqz's)")
     parser.add_argument("--big", default=DEFAULT_BIG, help="size WxH for the memory figures")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory figures")
     parser.add_argument("--memory-only", action="store_true", help="only the memory figures")

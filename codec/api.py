@@ -24,8 +24,13 @@ DEFAULT_TILE_SIZE = 1024
 #: The numba kernels that encoding and decoding call from Python, as (module, name); their
 #: callees compile with them. :func:`kernels_cold` looks them up in numba's on-disk cache.
 _CODING_KERNELS = {
-    "encode": (("lqz.entropy.kernels", "encode_kernel"), ("lqz.leech.search", "_nearest_batch")),
+    "encode": (
+        ("lqz.entropy.kernels", "encode_kernel"),
+        ("lqz.leech.search", "_nearest_batch"),
+        ("lqz.nn.exact_kernels", "grid_gelu_kernel"),
+    ),
     "decode": (
+        ("lqz.nn.exact_kernels", "grid_gelu_kernel"),
         ("lqz.entropy.kernels", "shape_keep_kernel"),
         ("lqz.entropy.kernels", "kept_support_kernel"),
         ("lqz.entropy.kernels", "details_kernel"),

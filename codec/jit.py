@@ -40,6 +40,7 @@ KERNEL_SOURCES = (
     "leech/golay.py",
     "leech/search.py",
     "leech/shell.py",
+    "nn/exact_kernels.py",
     "threads.py",
 )
 PACKAGE = Path(__file__).resolve().parent

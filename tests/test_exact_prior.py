@@ -9,7 +9,16 @@ import torch
 
 from lqz import tiles
 from lqz.leech import decode as leech_decode
-from lqz.nn.exact_prior import ACTIVATION_BITS, ExactPrior, gelu_table, gelu_table_digest
+from lqz.nn.exact_prior import (
+    ACTIVATION_BITS,
+    ACTIVATION_MAX,
+    GELU_SPAN,
+    ExactPrior,
+    GridGELU,
+    gelu_table,
+    gelu_table_digest,
+    grid_gelu,
+)
 from lqz.nn.schedule import coding_steps, pass_mask
 from lqz.nn.weights import load_model
 
@@ -40,6 +49,21 @@ def test_gelu_table_is_the_frozen_one() -> None:
     x = torch.arange(-(len(table) // 2), len(table) // 2 + 1, dtype=torch.float64) * step
     assert (table - torch.nn.functional.gelu(x)).abs().max() <= step / 2 + 1e-12
     assert gelu_table_digest() == GELU_TABLE_SHA256
+
+
+def test_grid_gelu_kernel_is_the_torch_definition() -> None:
+    """Bit for bit, on random activations and on the grid's edges: ties, the table's ends,
+    the clamp, beyond it, and strided input."""
+    torch.manual_seed(0)
+    step = 2.0**-ACTIVATION_BITS
+    edges = [0.5 * step, 1.5 * step, -2.5 * step, GELU_SPAN, GELU_SPAN + step / 2, -GELU_SPAN]
+    edges += [-GELU_SPAN - step, ACTIVATION_MAX, ACTIVATION_MAX + 1, -1e300, 1e300, -0.0]
+    x = torch.cat(
+        [torch.tensor(edges, dtype=torch.float64), torch.randn(4096, dtype=torch.float64) * 9]
+    )
+    grid = torch.randn(2, 7, 9, 11, dtype=torch.float64).mul(12).transpose(1, 3)
+    for sample in (x, grid, (torch.rand(5000, dtype=torch.float64) - 0.5) * 2 * GELU_SPAN):
+        assert torch.equal(GridGELU()(sample), grid_gelu(sample))
 
 
 def test_exact_prior_is_the_float_prior_up_to_rounding(model) -> None:

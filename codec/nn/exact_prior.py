@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..leech import SQUARED_NORM
+from ..leech import DIM, SQUARED_NORM
 from .prior import Prior
 
 #: significant bits of each rounded weight tensor (its largest entry's magnitude < 2^WEIGHT_BITS)
@@ -100,17 +100,40 @@ def to_grid(x: torch.Tensor) -> torch.Tensor:
     return (torch.round(x * 2.0**ACTIVATION_BITS) * _STEP).clamp_(-ACTIVATION_MAX, ACTIVATION_MAX)
 
 
+def grid_gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU of ``to_grid(x)`` from :func:`gelu_table` (float64), in torch operations: the
+    definition that :class:`GridGELU`'s kernel follows (``tests/test_exact_prior.py``)."""
+    x = to_grid(x)
+    table = gelu_table()
+    n = GELU_SPAN * 2**ACTIVATION_BITS
+    index = (x * 2.0**ACTIVATION_BITS).clamp(-n, n).to(torch.int64) + n
+    out = table[index]
+    out = torch.where(x > GELU_SPAN, x, out)
+    return torch.where(x < -GELU_SPAN, torch.zeros_like(x), out)
+
+
 class GridGELU(nn.Module):
     """GELU of grid-rounded inputs, from :func:`gelu_table`: exact, the same everywhere."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = to_grid(x)
-        table = gelu_table()
-        n = GELU_SPAN * 2**ACTIVATION_BITS
-        index = (x * 2.0**ACTIVATION_BITS).clamp(-n, n).to(torch.int64) + n
-        out = table[index]
-        out = torch.where(x > GELU_SPAN, x, out)
-        return torch.where(x < -GELU_SPAN, torch.zeros_like(x), out)
+        from .exact_kernels import grid_gelu_kernel
+
+        x = x.detach().to(torch.float64).contiguous()
+        out = torch.empty_like(x)
+        grid_gelu_kernel(
+            x.view(-1).numpy(),
+            _gelu_array(),
+            out.view(-1).numpy(),
+            2.0**ACTIVATION_BITS,
+            ACTIVATION_MAX * 2.0**ACTIVATION_BITS,
+            GELU_SPAN * 2**ACTIVATION_BITS,
+        )
+        return out
+
+
+@lru_cache(maxsize=1)
+def _gelu_array() -> np.ndarray:
+    return np.ascontiguousarray(gelu_table().numpy())
 
 
 class ExactPrior(Prior):
@@ -157,5 +180,10 @@ class ExactPrior(Prior):
             return super().forward(self._integer_codewords(codewords), group, pass_)
 
     def pass_params(self, codewords, group, pass_, rows=None):
-        with torch.no_grad():
-            return super().pass_params(self._integer_codewords(codewords), group, pass_, rows)
+        with torch.no_grad():  # the codewords are made integer in _context_features
+            return super().pass_params(codewords, group, pass_, rows)
+
+    def _context_features(self, codewords, group, pass_, row0):
+        # only the band's rows and the channels the step reads, not the whole grid
+        used = self._integer_codewords(codewords[: (group + 1) * DIM])
+        return super()._context_features(used, group, pass_, row0)
