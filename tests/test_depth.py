@@ -141,3 +141,33 @@ def test_adaptive_measure_matches_uniform_when_one_level_is_free() -> None:
     cheapest = adaptive[1]
     assert cheapest.psnr == pytest.approx(uniform[0].psnr, abs=1e-5)  # threads: float rounding
     assert cheapest.bpp - cheapest.depth_bpp == pytest.approx(uniform[0].bpp, rel=1e-9)
+
+
+def test_update_ladder_sets_only_this_models_adaptive_rungs(tmp_path) -> None:
+    import json
+
+    from lqz.train.adaptive import Point, update_ladder
+
+    spec = {
+        "about": "kept",
+        "qualities": [
+            {"weights": "a.safetensors", "level": 1},
+            {"weights": "a.safetensors", "level": 2, "lambda": 1.0},
+            {"weights": "a.safetensors", "level": 3},
+            {"weights": "b.safetensors", "level": 3, "lambda": 2.0},
+            {"weights": "a.safetensors", "level": 4, "lambda": 3.0},
+        ],
+    }
+    ladder = tmp_path / "ladder.json"
+    ladder.write_text(json.dumps(spec))
+    rungs = [Point(bpp=0.1 * (i + 1), psnr=25.0 + i) for i in range(3)]
+    changed = update_ladder(ladder, tmp_path / "a.safetensors", [0.022512, 0.007, 0.0035561], rungs)
+    assert changed == [2, 4]
+    got = json.loads(ladder.read_text())
+    assert got["about"] == "kept"
+    q = got["qualities"]
+    assert q[0] == spec["qualities"][0] and q[2] == spec["qualities"][2]
+    assert q[3] == spec["qualities"][3]  # another model's rung
+    assert (q[1]["lambda"], q[1]["heldout_bpp"], q[1]["heldout_psnr"]) == (0.0225, 0.1, 25.0)
+    assert (q[4]["lambda"], q[4]["heldout_bpp"], q[4]["heldout_psnr"]) == (0.00356, 0.3, 27.0)
+    assert not list(tmp_path.glob("*.tmp"))

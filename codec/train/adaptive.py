@@ -16,7 +16,9 @@ against uniform.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,6 +207,13 @@ def main(argv: list[str] | None = None) -> None:
         help="choose the depth map from the plain tokens (then refine for it) or from tokens "
         "refined for one depth (no refinement after)",
     )
+    parser.add_argument(
+        "--ladder",
+        type=Path,
+        default=None,
+        help="a quality ladder (JSON) to update: its adaptive rungs of this model get the "
+        "measured lambdas and held-out figures (see update_ladder)",
+    )
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     model = load_model(args.weights)
@@ -240,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  adaptive <= {levels[-1]} lam {lam:<8g} {describe(p)}")
     for level, lam, p in zip(range(2, top + 1), rung_lambdas, rungs, strict=True):
         print(f"  rung     <= {levels[level - 1]} lam {lam:<8.3g} {describe(p)}")
+    if args.ladder is not None:
+        changed = update_ladder(args.ladder, args.weights, rung_lambdas, rungs)
+        print(f"  {args.ladder}: lambdas of levels {changed or 'none'} updated")
     try:
         from kodak_eval.bdrate import bd_rate
     except ImportError:
@@ -251,6 +263,30 @@ def main(argv: list[str] | None = None) -> None:
             f"  BD-rate, {name} vs uniform: "
             + ("no overlap" if delta is None else f"{delta:+.1f} %")
         )
+
+
+def update_ladder(
+    ladder: Path, weights: Path, lambdas: list[float], rungs: list[Point]
+) -> list[int]:
+    """Give every rung of ``ladder`` that codes ``weights`` with adaptive depth (it has a
+    ``"lambda"``) level L's slope ``lambdas[L - 2]`` (3 significant digits) and its measured
+    held-out bpp and PSNR; which rungs are adaptive stays the ladder's choice. Written
+    atomically; returns the levels changed."""
+    spec = json.loads(ladder.read_text())
+    changed = []
+    for rung in spec["qualities"]:
+        level = rung["level"]
+        same = (ladder.parent / rung["weights"]).resolve() == weights.resolve()
+        if not same or "lambda" not in rung or level < 2:
+            continue
+        point = rungs[level - 2]
+        rung["lambda"] = float(f"{lambdas[level - 2]:.3g}")
+        rung["heldout_bpp"], rung["heldout_psnr"] = round(point.bpp, 4), round(point.psnr, 3)
+        changed.append(level)
+    scratch = ladder.with_name(ladder.name + ".tmp")
+    scratch.write_text(json.dumps(spec, indent=2) + "\n")
+    os.replace(scratch, ladder)
+    return changed
 
 
 def average(per_image: list[list[Point]]) -> list[Point]:
