@@ -17,7 +17,7 @@ from lqz.nn.exact_prior import (
     GridGELU,
     gelu_table,
     gelu_table_digest,
-    grid_gelu,
+    to_grid,
 )
 from lqz.nn.schedule import coding_steps, pass_mask
 from lqz.nn.weights import load_model
@@ -49,6 +49,16 @@ def test_gelu_table_is_the_frozen_one() -> None:
     x = torch.arange(-(len(table) // 2), len(table) // 2 + 1, dtype=torch.float64) * step
     assert (table - torch.nn.functional.gelu(x)).abs().max() <= step / 2 + 1e-12
     assert gelu_table_digest() == GELU_TABLE_SHA256
+
+
+def grid_gelu(x: torch.Tensor) -> torch.Tensor:
+    """The grid GELU in torch operations (how lqz computed it before its kernel): GELU of
+    ``to_grid(x)`` from the table, the identity above its span, 0 below."""
+    x = to_grid(x)
+    n = GELU_SPAN * 2**ACTIVATION_BITS
+    index = (x * 2.0**ACTIVATION_BITS).clamp(-n, n).to(torch.int64) + n
+    out = torch.where(x > GELU_SPAN, x, gelu_table()[index])
+    return torch.where(x < -GELU_SPAN, torch.zeros_like(x), out)
 
 
 def test_grid_gelu_kernel_is_the_torch_definition() -> None:

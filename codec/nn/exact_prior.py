@@ -100,18 +100,6 @@ def to_grid(x: torch.Tensor) -> torch.Tensor:
     return (torch.round(x * 2.0**ACTIVATION_BITS) * _STEP).clamp_(-ACTIVATION_MAX, ACTIVATION_MAX)
 
 
-def grid_gelu(x: torch.Tensor) -> torch.Tensor:
-    """GELU of ``to_grid(x)`` from :func:`gelu_table` (float64), in torch operations: the
-    definition that :class:`GridGELU`'s kernel follows (``tests/test_exact_prior.py``)."""
-    x = to_grid(x)
-    table = gelu_table()
-    n = GELU_SPAN * 2**ACTIVATION_BITS
-    index = (x * 2.0**ACTIVATION_BITS).clamp(-n, n).to(torch.int64) + n
-    out = table[index]
-    out = torch.where(x > GELU_SPAN, x, out)
-    return torch.where(x < -GELU_SPAN, torch.zeros_like(x), out)
-
-
 class GridGELU(nn.Module):
     """GELU of grid-rounded inputs, from :func:`gelu_table`: exact, the same everywhere."""
 
@@ -122,18 +110,13 @@ class GridGELU(nn.Module):
         out = torch.empty_like(x)
         grid_gelu_kernel(
             x.view(-1).numpy(),
-            _gelu_array(),
+            gelu_table().numpy(),
             out.view(-1).numpy(),
             2.0**ACTIVATION_BITS,
             ACTIVATION_MAX * 2.0**ACTIVATION_BITS,
             GELU_SPAN * 2**ACTIVATION_BITS,
         )
         return out
-
-
-@lru_cache(maxsize=1)
-def _gelu_array() -> np.ndarray:
-    return np.ascontiguousarray(gelu_table().numpy())
 
 
 class ExactPrior(Prior):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from .. import tiles
 from ..entropy import depthmap
 from ..nn.model import LqzModel
 from .data import list_images, load_rgb
+from .ladder import write_spec
 
 #: held-out crop (height, width): Kodak's landscape size
 CROP = (512, 768)
@@ -283,9 +283,7 @@ def update_ladder(
         rung["lambda"] = float(f"{lambdas[level - 2]:.3g}")
         rung["heldout_bpp"], rung["heldout_psnr"] = round(point.bpp, 4), round(point.psnr, 3)
         changed.append(level)
-    scratch = ladder.with_name(ladder.name + ".tmp")
-    scratch.write_text(json.dumps(spec, indent=2) + "\n")
-    os.replace(scratch, ladder)
+    write_spec(ladder, spec)
     return changed
 
 

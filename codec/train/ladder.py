@@ -102,6 +102,11 @@ def write_ladder(points: list[Point], out: Path, effort: int = DEFAULT_EFFORT) -
             for p in points
         ],
     }
+    write_spec(out, spec)
+
+
+def write_spec(out: Path, spec: dict) -> None:
+    """Write a ladder file's JSON ``spec`` to ``out`` atomically (a reader never sees half)."""
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(spec, indent=2) + "\n")
     tmp.replace(out)
