@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from .leech import SIZE
+from .leech.shell import DIM, SQUARED_NORM
+from .nn.config import ModelConfig
 from .nn.schedule import group_passes, pass_mask
 
 #: Bits of a token without a prior: log2 196,560.
@@ -42,6 +44,7 @@ def prior_bits(
     pass_: torch.Tensor | int,
     sample: int | None = None,
     coded: torch.Tensor | None = None,
+    rate_grad: bool = False,
 ) -> torch.Tensor:
     """-log2 p (B, n) of the n tokens of (groups[b], pass_[b]) of each image b.
 
@@ -52,6 +55,9 @@ def prior_bits(
     pass has); the exact pmf is the costly part of a training step, the context net is not.
     ``coded`` (B, h, w) bool, with ``sample``: only these positions hold a token (a depth
     map's); an image with fewer than n of them in its pass gets NaN for the rest.
+    ``rate_grad``: the bits are also differentiable w.r.t. the scored tokens' own codewords
+    (``codewords`` straight-through, see ``coords`` of
+    :func:`~lqz.entropy.shell_pmf.log_prob`), not only through the context they form.
     """
     from .entropy.shell_pmf import log_prob
 
@@ -77,7 +83,12 @@ def prior_bits(
     rows = torch.arange(b, device=where.device)[:, None]
     tables, logits = tables.flatten(1, 2)[rows, where], logits.flatten(1, 2)[rows, where]
     target = indices[torch.arange(b, device=indices.device), groups].flatten(1)[rows, where]
-    bits = -log_prob(tables, logits, target) / math.log(2)
+    coords = None
+    if rate_grad:
+        channels = groups[:, None] * DIM + torch.arange(DIM, device=groups.device)  # (B, 24)
+        own = codewords.flatten(2)[rows[:, :, None], channels[:, :, None], where[:, None, :]]
+        coords = own.movedim(1, -1) * math.sqrt(SQUARED_NORM)  # (B, n, 24)
+    bits = -log_prob(tables, logits, target, coords) / math.log(2)
     if valid is None:
         return bits
     return torch.where(valid[rows, where], bits, torch.nan)
@@ -97,3 +108,28 @@ def group_bits(
             bits = prior_bits(prior, codewords, indices, chosen, pass_)
             out[:, g] += bits.sum(1).double().cpu()
     return out
+
+
+def sampled_bpp(
+    config: ModelConfig,
+    bits: torch.Tensor,
+    groups: torch.Tensor,
+    passes: torch.Tensor,
+    used: torch.Tensor,
+    grid: tuple[int, int],
+) -> torch.Tensor:
+    """Unbiased estimate (B,) of each image's bpp at its level from :func:`prior_bits` of one
+    (group, pass) per image, the group uniform over all token groups and the pass uniform over
+    the group's passes: the tokens' mean bits times the pass's size, the group's passes and the
+    token groups, over the pixels; a group at or past the image's ``used`` level counts zero.
+    ``grid``: the latent's (h, w)."""
+    h, w = grid
+    sizes = torch.tensor(
+        [
+            int(pass_mask(h, w, p).sum()) * len(group_passes(config, g))
+            for g, p in zip(groups.tolist(), passes.tolist(), strict=True)
+        ],
+        device=bits.device,
+    )
+    scale = sizes * config.token_groups / (h * w * config.stride**2)
+    return torch.where(groups < used, bits.mean(1) * scale, 0.0)

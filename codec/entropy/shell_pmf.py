@@ -227,12 +227,24 @@ def log_partition(tables: torch.Tensor) -> torch.Tensor:
     return _log_partition64(tables).to(tables.dtype)
 
 
-def log_prob(tables: torch.Tensor, mix_logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def log_prob(
+    tables: torch.Tensor,
+    mix_logits: torch.Tensor,
+    index: torch.Tensor,
+    coords: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Natural log-probability of canonical ``index`` under the mixture (float64 internally).
 
     ``tables``: ``(..., M, 24, 9)``, ``mix_logits``: ``(..., M)``, ``index``: integer tensor; the
     batch shapes broadcast. Returns ``index``'s broadcast shape in the dtype of ``tables``.
     Differentiable w.r.t. ``tables`` and ``mix_logits``.
+
+    ``coords`` (``(*batch, 24)``, optional): a differentiable stand-in for the codeword's
+    integer coordinates, equal to them in value (a straight-through latent). The value returned
+    is unchanged; its gradient w.r.t. ``coords`` is that of each component's tables read as
+    piecewise-linear functions of a coordinate (central differences between neighbouring
+    values, one-sided at -4 and 4), weighted by the components' posteriors: the rate term of
+    training (:func:`lqz.objectives.prior_bits`).
     """
     index = torch.as_tensor(index, device=tables.device).long()
     if index.numel() and (int(index.min()) < 0 or int(index.max()) >= CODEBOOK_SIZE):
@@ -246,6 +258,20 @@ def log_prob(tables: torch.Tensor, mix_logits: torch.Tensor, index: torch.Tensor
     x = tables.to(torch.float64).expand(*batch, m, 24, 9)
     gather = columns[..., None, :, None].expand(*batch, m, 24, 1)
     numerator = torch.gather(x, -1, gather)[..., 0].sum(dim=-1)  # (*batch, M)
+    if coords is not None:
+        numerator = numerator + _slope_term(x, columns, coords)
     log_pi = torch.log_softmax(mix_logits.to(torch.float64), dim=-1)
     joint = log_pi.expand(*batch, m) + numerator - log_z.expand(*batch, m)
     return torch.logsumexp(joint, dim=-1).to(tables.dtype)
+
+
+def _slope_term(x: torch.Tensor, columns: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Zero in value; gradient w.r.t. ``coords`` (*batch, 24): the slopes of tables ``x``
+    (*batch, M, 24, 9) at value columns ``columns`` (*batch, 24), per component (*batch, M)."""
+    x = x.detach()
+    lo = (columns - 1).clamp_min(0)[..., None, :, None].expand(*x.shape[:-1], 1)
+    hi = (columns + 1).clamp_max(8)[..., None, :, None].expand(*x.shape[:-1], 1)
+    rise = torch.gather(x, -1, hi)[..., 0] - torch.gather(x, -1, lo)[..., 0]
+    run = (hi - lo)[..., 0].to(x.dtype)
+    offset = coords.to(x.dtype) - coords.detach().to(x.dtype)
+    return (rise / run * offset[..., None, :]).sum(dim=-1)

@@ -62,6 +62,14 @@ OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         },
     ),
     (
+        "--rate-lambda",
+        {
+            "type": float,
+            "default": TrainOptions.rate_lambda,
+            "help": "train the tokenizer on MSE + λ·bpp under the prior (0: MSE alone)",
+        },
+    ),
+    (
         "--transfer",
         {
             "type": Path,
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             transfer=args.transfer,
             prior_tokens=args.prior_tokens,
             depth_maps=args.depth_maps,
+            rate_lambda=args.rate_lambda,
             ema_decay=args.ema_decay,
             amp=False if args.no_amp else None,
         )

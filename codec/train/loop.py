@@ -24,7 +24,7 @@ from ..nn.config import ModelConfig
 from ..nn.model import LqzModel
 from ..nn.schedule import group_passes
 from ..nn.tokenizer import group_mask
-from ..objectives import mse_loss, prior_bits, psnr
+from ..objectives import mse_loss, prior_bits, psnr, sampled_bpp
 from .data import (
     CropSampler,
     DeviceCrops,
@@ -67,6 +67,8 @@ class TrainOptions:
     ema_decay: float = 0.998
     #: bf16 autocast of the transforms; None: on CUDA only
     amp: bool | None = None
+    #: weight of the rate (bpp under the prior) in the tokenizer's loss, MSE + λ·R
+    rate_lambda: float = 0.0
 
 
 #: ``--tiny``: the shipped architecture (stride 8, stride-1 latent convolution, group 0 in three
@@ -269,6 +271,7 @@ class TrainStep:
         dist: Distributed | None = None,
         timers: Timers | None = None,
         depth_maps: float = 0.0,
+        rate_lambda: float = 0.0,
     ) -> None:
         self.session, self.device, self.prior, self.prior_tokens = (
             session,
@@ -277,6 +280,11 @@ class TrainStep:
             prior_tokens,
         )
         self.depth_maps = depth_maps
+        if rate_lambda < 0 or (rate_lambda and not prior):
+            raise TrainSettingError("--rate-lambda needs the prior and a weight >= 0")
+        if rate_lambda and depth_maps:
+            raise TrainSettingError("--rate-lambda and --depth-maps do not combine yet")
+        self.rate_lambda = rate_lambda
         self.amp = amp
         self.timers = timers or Timers(device)
         use_device_quantizer(session.model.tokenizer, self.timers)
@@ -308,6 +316,14 @@ class TrainStep:
                         x, used if depth is None else depth, needed
                     )
                 loss = mse_loss(x_hat.float(), x)
+            if self.rate_lambda:
+                figures = self.rate_distortion_step(
+                    x_hat, x, loss, codewords, indices, used, groups
+                )
+                s.average.update(s.model)
+                s.step += 1
+                return figures
+            with timers("tokenizer"):
                 s.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(s.model.tokenizer.parameters(), 1.0)
@@ -332,6 +348,59 @@ class TrainStep:
             s.average.update(s.model)
             s.step += 1
         return figures
+
+    def rate_distortion_step(
+        self,
+        x_hat: torch.Tensor,
+        x: torch.Tensor,
+        mse: torch.Tensor,
+        codewords: torch.Tensor,
+        indices: torch.Tensor,
+        used: torch.Tensor,
+        groups: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Both optimizer steps with the tokenizer on MSE + λ·R (one level per image).
+
+        R is an unbiased estimate of each image's bpp at its level from the prior's sampled
+        tokens: their mean bits, times the tokens of their pass, the passes of their group and
+        the token groups (the prior's group is uniform over all of them; those past the
+        image's level count zero), over the pixels. It reaches the tokenizer through the
+        context the coded tokens form and through the scored tokens' own codewords
+        (``rate_grad``); the prior still learns its bits alone.
+        """
+        s, config = self.session, self.session.config
+        with self.timers("prior"):
+            passes = random_passes(config, groups)
+            bits = prior_bits(
+                self.prior_net,
+                codewords,
+                indices,
+                groups,
+                passes,
+                self.prior_tokens,
+                rate_grad=True,
+            )
+            grid = codewords.shape[-2], codewords.shape[-1]
+            rate = sampled_bpp(config, bits, groups, passes, used, grid).mean()
+            prior_loss = bits.mean()
+            prior_params = list(s.model.prior.parameters())
+            s.prior_optimizer.zero_grad(set_to_none=True)
+            prior_loss.backward(inputs=prior_params, retain_graph=True)
+        with self.timers("tokenizer"):
+            loss = mse + self.rate_lambda * rate
+            s.optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=list(s.model.tokenizer.parameters()))
+            torch.nn.utils.clip_grad_norm_(s.model.tokenizer.parameters(), 1.0)
+            s.optimizer.step()
+        torch.nn.utils.clip_grad_norm_(prior_params, 1.0)
+        s.prior_optimizer.step()
+        s.prior_steps += 1
+        return {
+            "loss": loss.detach(),
+            "psnr": psnr(x_hat.detach().float(), x).mean(),
+            "bits": prior_loss.detach(),
+            "rate": rate.detach(),
+        }
 
     def depth_map(
         self, used: torch.Tensor, x: torch.Tensor
@@ -377,6 +446,7 @@ class WindowLog:
             "loss": mean.get("loss", 0.0),
             "train_psnr": mean.get("psnr", 0.0),
             "bits_per_token": mean.get("bits", 0.0),
+            "rate_bpp": mean.get("rate", 0.0),
             "elapsed_h": session.elapsed / 3600,
             **self.timers.shares(),
         }
@@ -388,7 +458,8 @@ class WindowLog:
         return (
             f"step {record['step']} {record['images_per_s']:.1f} img/s loss {record['loss']:.5f} "
             f"psnr {record['train_psnr']:.2f} dB bits/token {record['bits_per_token']:.3f} "
-            f"(search {record['share_search']:.0%}, pmf {record['share_pmf']:.0%}, "
+            + (f"rate {record['rate_bpp']:.3f} bpp " if record.get("rate_bpp") else "")
+            + f"(search {record['share_search']:.0%}, pmf {record['share_pmf']:.0%}, "
             f"transforms {record['share_transforms']:.0%})"
         )
 
@@ -463,7 +534,15 @@ def _train(opts: TrainOptions, device: torch.device, dist: Distributed) -> Sessi
     amp = device.type == "cuda" if opts.amp is None else opts.amp
     timers = Timers(device)
     step = TrainStep(
-        session, device, opts.prior, opts.prior_tokens, amp, dist, timers, opts.depth_maps
+        session,
+        device,
+        opts.prior,
+        opts.prior_tokens,
+        amp,
+        dist,
+        timers,
+        opts.depth_maps,
+        opts.rate_lambda,
     )
     window = WindowLog(timers)
     last_ckpt = last_val = time.perf_counter()
