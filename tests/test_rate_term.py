@@ -123,3 +123,19 @@ def test_rate_lambda_settings_are_checked() -> None:
         TrainStep(session, torch.device("cpu"), depth_maps=0.5, rate_lambda=0.01)
     with pytest.raises(TrainSettingError):
         TrainStep(session, torch.device("cpu"), rate_lambda=-1.0)
+
+
+def test_trainer_cli_rejects_bad_rate_settings_in_one_line_before_loading_data(
+    tmp_path, capsys
+) -> None:
+    from lqz.train.__main__ import main
+    from lqz.train.entry import run_main
+
+    missing = tmp_path / "no-such-data"  # would fail with a data error if it were read first
+    for extra in (["--no-prior"], ["--depth-maps", "0.5"]):
+        argv = ["--data", str(missing), "--root", str(tmp_path), "--tiny", "--rate-lambda", "0.01"]
+        with pytest.raises(SystemExit) as exit_:
+            run_main(lambda argv=argv + extra: main(argv), "lqz.train")
+        assert exit_.value.code == TrainSettingError.exit_code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--rate-lambda" in err

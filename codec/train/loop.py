@@ -253,6 +253,14 @@ def random_passes(config: ModelConfig, groups: torch.Tensor) -> torch.Tensor:
     return torch.tensor(chosen, device=groups.device)
 
 
+def check_rate_settings(prior: bool, depth_maps: float, rate_lambda: float) -> None:
+    """A rate term needs the prior and a weight >= 0, and is not yet defined on depth maps."""
+    if rate_lambda < 0 or (rate_lambda and not prior):
+        raise TrainSettingError("--rate-lambda needs the prior and a weight >= 0")
+    if rate_lambda and depth_maps:
+        raise TrainSettingError("--rate-lambda and --depth-maps do not combine yet")
+
+
 class TrainStep:
     """One optimizer step of the tokenizer (MSE at a random level per image) and of the prior
     (bits of a random (group, pass) per image), on the session's device.
@@ -280,10 +288,7 @@ class TrainStep:
             prior_tokens,
         )
         self.depth_maps = depth_maps
-        if rate_lambda < 0 or (rate_lambda and not prior):
-            raise TrainSettingError("--rate-lambda needs the prior and a weight >= 0")
-        if rate_lambda and depth_maps:
-            raise TrainSettingError("--rate-lambda and --depth-maps do not combine yet")
+        check_rate_settings(prior, depth_maps, rate_lambda)
         self.rate_lambda = rate_lambda
         self.amp = amp
         self.timers = timers or Timers(device)
@@ -524,6 +529,7 @@ def train(opts: TrainOptions) -> Session:
 
 
 def _train(opts: TrainOptions, device: torch.device, dist: Distributed) -> Session:
+    check_rate_settings(opts.prior, opts.depth_maps, opts.rate_lambda)
     run = RunState(opts.run_dir)
     saved = run.load()  # a bad checkpoint fails before the data load
     sampler, val = load_training_data(opts.data, opts.crop, opts.holdout, device)
