@@ -325,33 +325,47 @@ class TrainStep:
                 figures = self.rate_distortion_step(
                     x_hat, x, loss, codewords, indices, used, groups
                 )
-                s.average.update(s.model)
-                s.step += 1
-                return figures
-            with timers("tokenizer"):
-                s.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(s.model.tokenizer.parameters(), 1.0)
-                s.optimizer.step()
-            figures = {"loss": loss.detach(), "psnr": psnr(x_hat.detach().float(), x).mean()}
-            if self.prior:
-                with timers("prior"):
-                    passes = random_passes(config, groups)
-                    context, coded = codewords.detach(), None
-                    if depth is not None:  # what a decoder of the map has: the coded tokens
-                        context = context * group_mask(depth, config.token_groups)
-                        coded = depth > groups[:, None, None]
-                    bits = prior_bits(
-                        self.prior_net, context, indices, groups, passes, self.prior_tokens, coded
-                    ).nanmean()
-                    s.prior_optimizer.zero_grad(set_to_none=True)
-                    bits.backward()
-                    torch.nn.utils.clip_grad_norm_(s.model.prior.parameters(), 1.0)
-                    s.prior_optimizer.step()
-                s.prior_steps += 1
-                figures["bits"] = bits.detach()
+            else:
+                figures = self.distortion_step(x_hat, x, loss, codewords, indices, groups, depth)
             s.average.update(s.model)
             s.step += 1
+        return figures
+
+    def distortion_step(
+        self,
+        x_hat: torch.Tensor,
+        x: torch.Tensor,
+        mse: torch.Tensor,
+        codewords: torch.Tensor,
+        indices: torch.Tensor,
+        groups: torch.Tensor,
+        depth: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """Both optimizer steps with the tokenizer on MSE alone (the prior, when trained, on
+        detached codewords; with a depth map, only what its decoder has)."""
+        s, config, timers = self.session, self.session.config, self.timers
+        with timers("tokenizer"):
+            s.optimizer.zero_grad(set_to_none=True)
+            mse.backward()
+            torch.nn.utils.clip_grad_norm_(s.model.tokenizer.parameters(), 1.0)
+            s.optimizer.step()
+        figures = {"loss": mse.detach(), "psnr": psnr(x_hat.detach().float(), x).mean()}
+        if self.prior:
+            with timers("prior"):
+                passes = random_passes(config, groups)
+                context, coded = codewords.detach(), None
+                if depth is not None:  # what a decoder of the map has: the coded tokens
+                    context = context * group_mask(depth, config.token_groups)
+                    coded = depth > groups[:, None, None]
+                bits = prior_bits(
+                    self.prior_net, context, indices, groups, passes, self.prior_tokens, coded
+                ).nanmean()
+                s.prior_optimizer.zero_grad(set_to_none=True)
+                bits.backward()
+                torch.nn.utils.clip_grad_norm_(s.model.prior.parameters(), 1.0)
+                s.prior_optimizer.step()
+            s.prior_steps += 1
+            figures["bits"] = bits.detach()
         return figures
 
     def rate_distortion_step(
@@ -366,12 +380,9 @@ class TrainStep:
     ) -> dict[str, torch.Tensor]:
         """Both optimizer steps with the tokenizer on MSE + λ·R (one level per image).
 
-        R is an unbiased estimate of each image's bpp at its level from the prior's sampled
-        tokens: their mean bits, times the tokens of their pass, the passes of their group and
-        the token groups (the prior's group is uniform over all of them; those past the
-        image's level count zero), over the pixels. It reaches the tokenizer through the
-        context the coded tokens form and through the scored tokens' own codewords
-        (``rate_grad``); the prior still learns its bits alone.
+        R: :func:`~lqz.objectives.sampled_bpp` of the prior's sampled tokens, reaching the
+        tokenizer through the context the coded tokens form and the scored tokens' own
+        codewords (``rate_grad``); the prior still learns its bits alone.
         """
         s, config = self.session, self.session.config
         with self.timers("prior"):
