@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..leech import DIM, SQUARED_NORM
@@ -165,6 +166,28 @@ class ExactPrior(Prior):
     def pass_params(self, codewords, group, pass_, rows=None):
         with torch.no_grad():  # the codewords are made integer in _context_features
             return super().pass_params(codewords, group, pass_, rows)
+
+    def _first_conv(self, feat, s0, s1, a, b):
+        # conv1 at rows [a, b) alone (not the whole band), zero-padded only at the grid's edges
+        gelu0, conv1, gelu1 = self.trunk[:3]
+        x = F.pad(
+            gelu0(feat[:, max(a - 1, s0) - s0 : b + 1 - s0]), (1, 1, int(a == s0), int(b == s1))
+        )
+        return gelu1(self._valid_conv(conv1, x[None], 1))
+
+    @staticmethod
+    def _valid_conv(conv: nn.Conv2d, x: torch.Tensor, stride: int) -> torch.Tensor:
+        # One matrix product per kernel tap over a strided view: exact sums in any order give
+        # F.conv2d's bits, and float64 GEMMs run well ahead of torch's float64 convolution.
+        _, c, rows, cols = x.shape
+        kh, kw = conv.kernel_size
+        n_rows, n_cols = (rows - kh) // stride + 1, (cols - kw) // stride + 1
+        out = conv.bias[:, None].expand(-1, n_rows * n_cols).clone()
+        for i in range(kh):
+            for j in range(kw):
+                tap = x[0, :, i : i + stride * n_rows : stride, j : j + stride * n_cols : stride]
+                out.addmm_(conv.weight[:, :, i, j], tap.reshape(c, -1))
+        return out.view(1, -1, n_rows, n_cols)
 
     def _context_features(self, codewords, group, pass_, row0):
         # only the band's rows and the channels the step reads, not the whole grid

@@ -120,15 +120,16 @@ class Prior(nn.Module):
             feat = self._contextless_features(pass_, r0, r1, s0, s1, w)
             return self._head(feat, group)
         feat = self._context_features(codewords[0, :, s0:s1], group, pass_, s0)
-        gelu0, conv1, gelu1, conv2, gelu2 = self.trunk
-        feat = gelu1(conv1(gelu0(feat)))[None]
+        conv2, gelu2 = self.trunk[3:]
+        a, b = max(0, r0 - 1), min(h, r1 + 1)  # the rows conv2 reads
+        feat = self._first_conv(feat, s0, s1, a, b)
         if pass_ in (Pass.ANCHORS, Pass.REST):
             start = (r0 + pass_) % 2  # column parity of the pass's positions on row r0
-            feat = self._checkerboard_conv(conv2, feat, r0 - s0, r1 - s0, start)
+            feat = self._checkerboard_conv(conv2, feat, r0 - a, r1 - a, start)
         else:
             parity = 0 if pass_ == Pass.EVEN else 1
             first = r0 + (parity - r0) % 2  # the band's first row of that parity
-            feat = self._lattice_conv(conv2, feat, first - s0, r1 - s0, parity)
+            feat = self._lattice_conv(conv2, feat, first - a, r1 - a, parity)
         return self._head(gelu2(feat), group)
 
     def _head(self, feat: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,9 +185,19 @@ class Prior(nn.Module):
         out = torch.addmm(bias[:, None], weight, x.reshape(x.shape[0], -1))
         return out.view(-1, rows, w)
 
+    def _first_conv(self, feat: torch.Tensor, s0: int, s1: int, a: int, b: int) -> torch.Tensor:
+        """The trunk up to its second convolution, (1, c, b - a, w) at rows ``[a, b)``, from
+        (c, s1 - s0, w) features of rows ``[s0, s1)``."""
+        gelu0, conv1, gelu1 = self.trunk[:3]
+        return gelu1(conv1(gelu0(feat)))[None, :, a - s0 : b - s0]
+
     @staticmethod
+    def _valid_conv(conv: nn.Conv2d, x: torch.Tensor, stride: int) -> torch.Tensor:
+        """``conv``'s kernel over (1, c, h, w) ``x`` at ``stride``, without padding."""
+        return F.conv2d(x, conv.weight, conv.bias, stride=stride)
+
     def _lattice_conv(
-        conv: nn.Conv2d, x: torch.Tensor, first: int, r1: int, col: int
+        self, conv: nn.Conv2d, x: torch.Tensor, first: int, r1: int, col: int
     ) -> torch.Tensor:
         """``conv(x)`` (3x3, padding 1) of (1, c, h, w) ``x`` at rows ``first, first + 2, ...``
         below ``r1`` and columns ``col, col + 2, ...``: (c, T) in row-major order. One stride-2
@@ -197,17 +208,16 @@ class Prior(nn.Module):
         if not (n_rows and n_cols):
             return x.new_zeros(conv.out_channels, 0)
         window = x[:, :, first : first + 2 * n_rows + 1, col : col + 2 * n_cols + 1]
-        return F.conv2d(window, conv.weight, conv.bias, stride=2)[0].flatten(1)
+        return self._valid_conv(conv, window, 2)[0].flatten(1)
 
-    @staticmethod
     def _checkerboard_conv(
-        conv: nn.Conv2d, x: torch.Tensor, r0: int, r1: int, start: int
+        self, conv: nn.Conv2d, x: torch.Tensor, r0: int, r1: int, start: int
     ) -> torch.Tensor:
         """``conv(x)`` (3x3, padding 1) at rows ``[r0, r1)`` of (1, c, h, w) ``x``, only at the
         checkerboard positions whose column parity on row ``r0`` is ``start``: (c, T) in
         row-major order. Two stride-2 convolutions, one per row parity."""
-        even = Prior._lattice_conv(conv, x, r0, r1, start)  # rows r0, r0 + 2, ...
-        odd = Prior._lattice_conv(conv, x, r0 + 1, r1, 1 - start)  # rows r0 + 1, r0 + 3, ...
+        even = self._lattice_conv(conv, x, r0, r1, start)  # rows r0, r0 + 2, ...
+        odd = self._lattice_conv(conv, x, r0 + 1, r1, 1 - start)  # rows r0 + 1, r0 + 3, ...
         n_even, n_odd = len(range(r0, r1, 2)), len(range(r0 + 1, r1, 2))
         c, w = conv.out_channels, x.shape[-1]
         even = even.view(c, n_even, len(range(start, w, 2)))
