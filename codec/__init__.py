@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import LqzError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["QUALITIES", "LqzError", "__version__", "decode", "encode", "register_pillow"]
 
 _LAZY: dict[str, str] = {"encode": ".api", "decode": ".api", "register_pillow": ".pillow_plugin"}

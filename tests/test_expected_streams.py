@@ -59,13 +59,16 @@ def test_frozen_file_decodes_as_recorded(case) -> None:
 LEGACY = EXPECTED.parent / "legacy"
 
 
-def test_file_of_a_retired_model_names_it() -> None:
-    data = (LEGACY / "q5-rgb-6tiles-150x100-0.1.0.lqz").read_bytes()
+@pytest.mark.parametrize(
+    ("release", "model"), [("0.1.0", "7cd821bfaada055e"), ("0.2.0", "bc5471d24f98f09f")]
+)
+def test_file_of_a_retired_model_names_it(release: str, model: str) -> None:
+    data = (LEGACY / f"q5-rgb-6tiles-150x100-{release}.lqz").read_bytes()
     with pytest.raises(UnknownModel) as caught:
         lqz.decode(data)
     message = str(caught.value)
     assert "\n" not in message
-    assert "7cd821bfaada055e" in message and "written by lqz 0.1.0" in message
+    assert model in message and f"written by lqz {release}" in message
 
 
 def test_file_of_an_older_release_decodes_as_today() -> None:
