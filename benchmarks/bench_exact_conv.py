@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lqz.nn.exact_prior import ExactPrior, to_grid, to_multiples, weight_exponent
+from lqz.nn.exact_prior import (
+    ACTIVATION_BITS,
+    ExactPrior,
+    to_grid,
+    to_multiples,
+    weight_exponent,
+)
 
 
 def best_ms(fn, repeat: int) -> float:
@@ -42,7 +48,7 @@ def main() -> None:
     conv = nn.Conv2d(c, c, 3).to(torch.float64).requires_grad_(False)
     e = weight_exponent(conv.weight)
     conv.weight.copy_(to_multiples(conv.weight, e))
-    conv.bias.copy_(to_multiples(conv.bias, e + 12))
+    conv.bias.copy_(to_multiples(conv.bias, e + ACTIVATION_BITS))
     x = to_grid(torch.randn(1, c, args.rows + 2, args.cols + 2, generator=gen, dtype=torch.float64))
     for stride in (1, 2):
         ref = F.conv2d(x, conv.weight, conv.bias, stride=stride)

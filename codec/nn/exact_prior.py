@@ -168,17 +168,16 @@ class ExactPrior(Prior):
             return super().pass_params(codewords, group, pass_, rows)
 
     def _first_conv(self, feat, s0, s1, a, b):
-        # conv1 at rows [a, b) alone (not the whole band), zero-padded only at the grid's edges
+        # conv1 at rows [a, b) alone (the band's rows [s0, s1) reach one row beyond them, or
+        # end at the grid's edge, where the zero padding goes), not at the band's outer rows
         gelu0, conv1, gelu1 = self.trunk[:3]
-        x = F.pad(
-            gelu0(feat[:, max(a - 1, s0) - s0 : b + 1 - s0]), (1, 1, int(a == s0), int(b == s1))
-        )
+        x = F.pad(gelu0(feat), (1, 1, int(a == s0), int(b == s1)))
         return gelu1(self._valid_conv(conv1, x[None], 1))
 
     @staticmethod
     def _valid_conv(conv: nn.Conv2d, x: torch.Tensor, stride: int) -> torch.Tensor:
         # One matrix product per kernel tap over a strided view: exact sums in any order give
-        # F.conv2d's bits, and float64 GEMMs run well ahead of torch's float64 convolution.
+        # F.conv2d's bits, a little faster (benchmarks/bench_exact_conv.py).
         _, c, rows, cols = x.shape
         kh, kw = conv.kernel_size
         n_rows, n_cols = (rows - kh) // stride + 1, (cols - kw) // stride + 1
