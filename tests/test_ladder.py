@@ -10,7 +10,7 @@ import pytest
 
 from lqz import api
 from lqz import format as fmt
-from lqz.errors import ImplausibleHeader, UnknownModel
+from lqz.errors import ImplausibleHeader, OutputError, UnknownModel
 from lqz.qualities import Ladder, WeightsError, model_id
 
 
@@ -203,6 +203,24 @@ def test_ladder_tool_writes_a_loadable_ladder(tmp_path: Path, noise_images) -> N
     assert rates == sorted(rates) and len(set(rates)) == len(rates)
     assert {r.weights.name for r in ladder.rungs} <= {"low.safetensors", "high.safetensors"}
     assert json.loads((models / "l.json").read_text())["effort"] == 3  # the default
+
+
+def test_ladder_tool_names_weights_relative_to_a_ladder_elsewhere(
+    tmp_path: Path, noise_images
+) -> None:
+    from lqz.train.ladder import main
+
+    data = noise_images(4, 40, 48)
+    (tmp_path / "models").mkdir()
+    weights = tiny(tmp_path / "models" / "m.safetensors", 1, (1, 2))
+    out = tmp_path / "elsewhere" / "deep" / "l.json"
+    with pytest.raises(OutputError, match="no folder"):  # checked before measuring
+        main([str(weights), "--data", str(data), "--holdout", "2", "--out", str(out)])
+    out.parent.mkdir(parents=True)
+    main([str(weights), "--data", str(data), "--holdout", "2", "--out", str(out)])
+    named = {q["weights"] for q in json.loads(out.read_text())["qualities"]}
+    assert named == {"../../models/m.safetensors"}
+    assert {r.weights.resolve() for r in Ladder.load(out).rungs} == {weights.resolve()}
 
 
 def test_measuring_without_effort_agrees_with_the_trainers_validation(tmp_path: Path) -> None:

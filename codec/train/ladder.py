@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..effort import DEFAULT_EFFORT
-from ..errors import TrainingDataError
+from ..errors import OutputError, TrainingDataError
 from ..nn.model import LqzModel
 from ..nn.weights import load_model
 from .data import held_out_crops, list_images, load_rgb
@@ -87,14 +88,15 @@ def measure(weights: Path, crops: torch.Tensor, effort: int = DEFAULT_EFFORT) ->
 
 
 def write_ladder(points: list[Point], out: Path, effort: int = DEFAULT_EFFORT) -> None:
-    """``points`` (ascending) as a ladder file next to the weights it names."""
+    """``points`` (ascending) as a ladder file at ``out``, naming each weights file by its path
+    relative to ``out``'s folder (how :meth:`lqz.qualities.Ladder.load` finds it)."""
     spec = {
         "about": "lqz qualities 1..n, ascending: each is one level of one shipped model, chosen "
         "by python -m lqz.train.ladder on held-out crops (see MODEL_CARD.md)",
         "effort": effort,
         "qualities": [
             {
-                "weights": str(p.weights.resolve().relative_to(out.parent.resolve())),
+                "weights": os.path.relpath(p.weights.resolve(), out.parent.resolve()),
                 "level": p.level,
                 "heldout_bpp": round(p.bpp, 4),
                 "heldout_psnr": round(p.psnr, 3),
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         "--effort", type=int, default=DEFAULT_EFFORT, help="encoder refinement steps"
     )
     args = parser.parse_args(argv)
+    if not args.out.parent.resolve().is_dir():  # before minutes of measuring, not after
+        raise OutputError(f"cannot write {args.out}: no folder {args.out.parent}")
     paths = list_images(args.data)
     if len(paths) <= args.holdout:
         raise TrainingDataError(f"need more than {args.holdout} images in {args.data}")
