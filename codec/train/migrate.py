@@ -1,5 +1,6 @@
-"""Carry a trained model over to a changed coding order: group 0 in three passes, or residual
-stages (:func:`stage_weights`, a new run's start weights only).
+"""Carry a trained model over to a changed coding order: group 0 in three passes, residual
+stages (:func:`stage_weights`, a new run's start weights only), or wider transforms
+(:func:`grow_channels`).
 
 ``split_first_group`` (:mod:`lqz.nn.schedule`) adds one prior embedding row, for group 0's ODD pass.
 It starts as group 0's REST row (both passes read the group's tokens decoded before them); every
@@ -8,7 +9,9 @@ instead of starting its prior again.
 
 One shot, on a run's state folder (in place; the old checkpoint stays as ``state.prev.pt``) or
 on a weights file: ``python -m lqz.train.migrate RUN_DIR`` or
-``python -m lqz.train.migrate WEIGHTS --out NEW_WEIGHTS``.
+``python -m lqz.train.migrate WEIGHTS --out NEW_WEIGHTS``; wider transforms:
+``python -m lqz.train.migrate WEIGHTS --out WIDE --channels 128`` (then ``python -m lqz.train
+--init-weights WIDE``).
 """
 
 from __future__ import annotations
@@ -123,6 +126,53 @@ def stage_weights(
     return new, state
 
 
+def grow_channels(
+    config: ModelConfig, state: dict[str, torch.Tensor], channels: int, seed: int = 0
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """A model's config and state dict with its transforms widened to ``channels``, computing
+    the same function.
+
+    Every tensor keeps its trained values in its leading block. The new channels get a fresh
+    model's initialisation (seeded) for their incoming weights, biases and GDN parameters (GDN's
+    off-diagonal terms start at zero), and zero weights from them into every convolution, so
+    nothing reads them at first; training then grows those weights from zero. The prior and
+    the latent are unchanged.
+    """
+    from torch import nn
+
+    from ..nn.model import LqzModel
+
+    if channels < config.channels:
+        raise CheckpointError(f"cannot narrow {config.channels} channels to {channels}")
+    wide = dataclasses.replace(config, channels=channels)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = LqzModel(wide)
+    grown = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name, old in state.items():
+        new = grown[name]
+        if new.dim() != old.dim() or any(a > b for a, b in zip(old.shape, new.shape, strict=True)):
+            raise CheckpointError(f"{name}: {tuple(old.shape)} does not fit {tuple(new.shape)}")
+        new[tuple(slice(0, n) for n in old.shape)] = old
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            weight = grown[f"{name}.weight"]
+            axis = 1 if isinstance(module, nn.Conv2d) else 0  # the input channels
+            known = state[f"{name}.weight"].shape[axis]
+            weight.narrow(axis, known, weight.shape[axis] - known).zero_()
+    return wide, grown
+
+
+def grow_weights(path: Path, out: Path, channels: int, force: bool = False) -> None:
+    """Write the weights at ``path`` widened to ``channels`` (float32) to ``out``."""
+    from ..nn.weights import read_weights
+    from .export import write_weights
+
+    if out.exists() and not force:
+        raise OutputError(f"{out} exists (use --force to overwrite)")
+    write_weights(*grow_channels(*read_weights(path), channels), out, half=False)
+
+
 def migrate_run(run_dir: Path) -> bool:
     """Migrate the run's latest checkpoint in place; False when it already has the split."""
     run = RunState(run_dir, create=False)
@@ -158,7 +208,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="where migrated weights go (weights only)")
     parser.add_argument("--force", action="store_true", help="overwrite --out")
     parser.add_argument("--fp32", action="store_true", help="store weights in float32")
+    parser.add_argument(
+        "--channels", type=int, help="widen the transforms to this many channels (weights only)"
+    )
     args = parser.parse_args(argv)
+    if args.channels is not None:
+        if not (args.target.is_file() and args.out):
+            parser.error("--channels widens a weights file and needs --out")
+        grow_weights(args.target, args.out, args.channels, args.force)
+        print(f"{args.target}: transforms widened to {args.channels} channels -> {args.out}")
+        return
     if args.target.is_dir():
         if args.out:
             parser.error("--out is for weights files; a run is migrated in place")
