@@ -64,7 +64,7 @@ def test_the_migrate_tool_writes_wider_weights(tmp_path: Path) -> None:
     source = tmp_path / "m.safetensors"
     save_weights(trained_like().eval(), source)
     out = tmp_path / "wide.safetensors"
-    main([str(source), "--out", str(out), "--channels", str(TINY.channels * 2)])
+    main([str(source), "--out", str(out), "--channels", str(TINY.channels * 2), "--fp32"])
     config, state = read_weights(out)
     assert config.channels == TINY.channels * 2 and config.groups == TINY.groups
     old = read_weights(source)[1]

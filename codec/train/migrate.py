@@ -163,14 +163,16 @@ def grow_channels(
     return wide, grown
 
 
-def grow_weights(path: Path, out: Path, channels: int, force: bool = False) -> None:
-    """Write the weights at ``path`` widened to ``channels`` (float32) to ``out``."""
+def grow_weights(
+    path: Path, out: Path, channels: int, force: bool = False, half: bool = True
+) -> None:
+    """Write the weights at ``path`` widened to ``channels`` to ``out`` (``half``: float16)."""
     from ..nn.weights import read_weights
     from .export import write_weights
 
     if out.exists() and not force:
         raise OutputError(f"{out} exists (use --force to overwrite)")
-    write_weights(*grow_channels(*read_weights(path), channels), out, half=False)
+    write_weights(*grow_channels(*read_weights(path), channels), out, half=half)
 
 
 def migrate_run(run_dir: Path) -> bool:
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.channels is not None:
         if not (args.target.is_file() and args.out):
             parser.error("--channels widens a weights file and needs --out")
-        grow_weights(args.target, args.out, args.channels, args.force)
+        grow_weights(args.target, args.out, args.channels, args.force, half=not args.fp32)
         print(f"{args.target}: transforms widened to {args.channels} channels -> {args.out}")
         return
     if args.target.is_dir():
