@@ -163,6 +163,16 @@ def grow_channels(
     return wide, grown
 
 
+def check_out(path: Path, out: Path, force: bool) -> None:
+    """Refuse to overwrite ``out`` (or the input ``path`` itself) without ``force``."""
+    if force:
+        return
+    if out.resolve() == path.resolve():
+        raise OutputError(f"{out} is the input (use --force to overwrite it)")
+    if out.exists():
+        raise OutputError(f"{out} exists (use --force to overwrite)")
+
+
 def grow_weights(
     path: Path, out: Path, channels: int, force: bool = False, half: bool = True
 ) -> None:
@@ -170,8 +180,7 @@ def grow_weights(
     from ..nn.weights import read_weights
     from .export import write_weights
 
-    if out.exists() and not force:
-        raise OutputError(f"{out} exists (use --force to overwrite)")
+    check_out(path, out, force)
     write_weights(*grow_channels(*read_weights(path), channels), out, half=half)
 
 
@@ -196,10 +205,7 @@ def migrate_weights(path: Path, out: Path, force: bool = False, half: bool = Tru
     config, state = read_weights(path)
     if config.split_first_group:
         return False
-    if out.exists() and not force and out.resolve() != path.resolve():
-        raise OutputError(f"{out} exists (use --force to overwrite)")
-    if out.resolve() == path.resolve() and not force:
-        raise OutputError(f"{out} is the input (use --force to overwrite it)")
+    check_out(path, out, force)
     write_weights(*split_weights(config, state), out, half=half)
     return True
 
